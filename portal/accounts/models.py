@@ -1,0 +1,127 @@
+"""Organizations (tenants), the people who sign in, and their server-side sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..database import UTCDateTime, utcnow
+from ..extensions import db
+from .permissions import ROLE_PERMISSIONS, Permission, Role
+
+
+class Organization(db.Model):  # type: ignore[name-defined]
+    """A customer company: every other row belongs to exactly one organization."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: URL- and CLI-friendly key ("demo"); unique across the service.
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    #: When True, notifications marked sensitive wait for the member to confirm an auto-link.
+    hold_sensitive_until_confirmed: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    users: Mapped[list[User]] = relationship(back_populates="organization", lazy="raise")
+
+
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
+    """Someone who signs in: an organization's admin or member, or vendor support staff."""
+
+    __tablename__ = "users"
+    __table_args__ = (
+        # Support staff belong to no organization; everybody else belongs to exactly one.
+        CheckConstraint(
+            "(role = 'support' AND organization_id IS NULL)"
+            " OR (role <> 'support' AND organization_id IS NOT NULL)",
+            name="support_has_no_organization",
+        ),
+        # Target of composite foreign keys that prove a row's user is in the row's organization.
+        UniqueConstraint("id", "organization_id", name="uq_users_id_organization"),
+        # Covers the member search (name or e-mail contains …) and its count without table reads.
+        Index("ix_users_org_name_email", "organization_id", "name", "email"),
+        Index("ix_users_org_email", "organization_id", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    #: Lower-cased, trimmed; the sign-in name.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+    )
+    #: "ja" or "en"; None follows the browser's Accept-Language.
+    locale: Mapped[str | None] = mapped_column(String(8))
+    is_active_flag: Mapped[bool] = mapped_column("is_active", Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organization: Mapped[Organization | None] = relationship(back_populates="users")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: inactive users cannot sign in
+        return bool(self.is_active_flag)
+
+    def can(self, permission: Permission) -> bool:
+        """Whether this user's role grants ``permission`` (the one place roles turn into powers)."""
+        return permission in ROLE_PERMISSIONS[self.role]
+
+    @property
+    def is_support(self) -> bool:
+        return self.role is Role.SUPPORT
+
+
+class UserSession(db.Model):  # type: ignore[name-defined]
+    """A signed-in browser. The cookie holds only the random id; deleting the row signs it out."""
+
+    __tablename__ = "user_sessions"
+
+    #: SHA-256 of the random session id kept in the cookie, so a database leak yields no sessions.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+
+class LoginFailure(db.Model):  # type: ignore[name-defined]
+    """One failed sign-in, kept a few minutes for throttling (per account+IP and per IP)."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    ip: Mapped[str] = mapped_column(String(45))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_login_failures_ip_at", "ip", "at"),
+        Index("ix_login_failures_email_ip_at", "email", "ip", "at"),
+    )
+
+
+def organization_fk(user_column: str = "user_id") -> ForeignKeyConstraint:
+    """A composite key proving that ``user_column`` names a user of the row's organization."""
+    return ForeignKeyConstraint(
+        [user_column, "organization_id"],
+        ["users.id", "users.organization_id"],
+        ondelete="CASCADE",
+    )

@@ -1,0 +1,74 @@
+"""Commands: ``flask --app wsgi create-admin | demo load | rotate-keys``."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from .extensions import db
+
+demo_cli = AppGroup("demo", help="Demo data for development.")
+
+
+@demo_cli.command("load")
+def demo_load() -> None:
+    """Load the demo organizations and users (idempotent; refused in production)."""
+    if current_app.config.get("ENV_NAME") == "production":
+        raise click.ClickException("demo data is refused under the production configuration")
+    from . import demo
+
+    logins = demo.load()
+    click.echo(f"Demo logins (password: {demo._password()}):")
+    for email, role in logins:
+        click.echo(f"  {email:<32} {role}")
+
+
+@click.command("create-admin")
+@click.option("--org", "org_slug", required=True, help="Organization slug (created if missing).")
+@click.option("--org-name", default=None, help="Display name when the organization is new.")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.password_option()
+def create_admin(org_slug: str, org_name: str | None, email: str, name: str, password: str) -> None:
+    """Create an organization admin (and the organization, if it does not exist)."""
+    from .accounts import services
+    from .accounts.models import Organization
+    from .accounts.permissions import Role
+
+    if len(password) < 12:
+        raise click.ClickException("the password must have at least 12 characters")
+    organization = db.session.scalar(select(Organization).filter_by(slug=org_slug.lower()))
+    if organization is None:
+        organization = services.create_organization(org_slug, org_name or org_slug)
+    try:
+        services.create_user(
+            email=email, name=name, role=Role.ADMIN, organization=organization, password=password
+        )
+    except services.UserError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Created admin {email.lower()} in {organization.slug}.")
+
+
+@click.command("rotate-keys")
+@click.option("--batch-size", default=500, show_default=True)
+def rotate_keys(batch_size: int) -> None:
+    """Re-encrypt every stored secret with the newest key. Safe to kill and run again."""
+    from . import rotation
+
+    counts = rotation.rotate_all(batch_size=batch_size, progress=click.echo)
+    click.echo(f"Rotated {counts.rotated} values; {counts.current} already current.")
+    if counts.unreadable:
+        raise click.ClickException(
+            f"{counts.unreadable} values could not be decrypted with any configured key; "
+            "their integrations now show 'reconnect required'"
+        )
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(create_admin)
+    app.cli.add_command(rotate_keys)

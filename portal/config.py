@@ -1,0 +1,194 @@
+"""Configuration classes, read from the environment only.
+
+``create_app`` picks the class named by ``PORTAL_ENV`` (development, testing, production) and then
+applies a mapping passed by tests. Every key is listed in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+# Development-only keys: a fresh clone must run with no setup. Production refuses them.
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # noqa: S105 - refused in production
+DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzJieXRlcyE="
+
+# Real provider hosts. Development and tests point these at the sandbox instead.
+PROVIDER_URL_DEFAULTS = {
+    "SLACK_AUTHORIZE_URL": "https://slack.com/oauth/v2/authorize",
+    "SLACK_API_URL": "https://slack.com/api/",
+    "CHATWORK_WWW_URL": "https://www.chatwork.com",
+    "CHATWORK_AUTHORIZE_URL": "https://www.chatwork.com/packages/oauth2/login.php",
+    "CHATWORK_TOKEN_URL": "https://oauth.chatwork.com/token",
+    "CHATWORK_API_URL": "https://api.chatwork.com/v2",
+    "MS_CONSENT_URL": "https://login.microsoftonline.com",
+    "MS_LOGIN_URL": "https://login.microsoftonline.com",
+    "MS_GRAPH_URL": "https://graph.microsoft.com",
+    "BOTFRAMEWORK_OPENID_URL": (
+        "https://login.botframework.com/v1/.well-known/openidconfiguration"
+    ),
+}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _sandbox_urls(http: str, https: str) -> dict[str, str]:
+    """Provider URLs of a sandbox reachable at ``http`` (browser pages) and ``https`` (APIs)."""
+    return {
+        "SLACK_AUTHORIZE_URL": f"{http}/slack/oauth/v2/authorize",
+        "SLACK_API_URL": f"{https}/slack/api/",
+        "CHATWORK_WWW_URL": f"{http}/chatwork/www",
+        "CHATWORK_AUTHORIZE_URL": f"{http}/chatwork/www/packages/oauth2/login.php",
+        "CHATWORK_TOKEN_URL": f"{https}/chatwork/oauth/token",
+        "CHATWORK_API_URL": f"{https}/chatwork/api/v2",
+        "MS_CONSENT_URL": f"{http}/microsoft/login",
+        "MS_LOGIN_URL": f"{https}/microsoft/login",
+        "MS_GRAPH_URL": f"{https}/microsoft/graph",
+        "BOTFRAMEWORK_OPENID_URL": (
+            f"{https}/microsoft/botframework/v1/.well-known/openidconfiguration"
+        ),
+    }
+
+
+class BaseConfig:
+    """Settings shared by every environment."""
+
+    ENV_NAME = "base"
+    SECRET_KEY = _env("SECRET_KEY")
+    PORTAL_ENCRYPTION_KEYS = _env("PORTAL_ENCRYPTION_KEYS")
+    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{INSTANCE / 'portal.sqlite3'}")
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
+    PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    SMTP_URL = _env("SMTP_URL", "smtp://127.0.0.1:1025")
+    MAIL_FROM = _env("MAIL_FROM", "Chat Connect <no-reply@chat-connect.example>")
+    REDIS_URL = _env("REDIS_URL")
+    HUEY_SQLITE_PATH = _env("HUEY_SQLITE_PATH", str(INSTANCE / "huey.sqlite3"))
+    PROVIDER_CA_BUNDLE = _env("PROVIDER_CA_BUNDLE")
+
+    # Sessions: server-side records (see auth/sessions.py); the cookie only names one.
+    SESSION_COOKIE_HTTPONLY = True
+    # Lax, not Strict: the OAuth return from Slack/Chatwork/Microsoft is a top-level GET that
+    # must carry the session cookie, or the state binding fails.
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
+    SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=12)
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    LOGIN_FAILURES_PER_MINUTE = 5
+    LOGIN_FAILURES_PER_IP_PER_MINUTE = 30
+    # Only a proxy we run may set X-Forwarded-For; 0 means "trust no proxy".
+    TRUSTED_PROXY_COUNT = int(_env("TRUSTED_PROXY_COUNT", "0") or 0)
+
+    WTF_CSRF_TIME_LIMIT = None  # tied to the session, which already expires
+    MAX_CONTENT_LENGTH = 60 * 1024 * 1024  # CSV imports up to 50 MB, plus form overhead
+    MAX_FORM_MEMORY_SIZE = 1024 * 1024
+
+    BABEL_DEFAULT_LOCALE = "ja"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
+    LANGUAGES = ("ja", "en")
+
+    MEMBERS_PER_PAGE = 50
+    AUDIT_PER_PAGE = 50
+    SANDBOX = False
+
+    SLACK_CLIENT_ID = _env("SLACK_CLIENT_ID")
+    SLACK_CLIENT_SECRET = _env("SLACK_CLIENT_SECRET")
+    SLACK_SIGNING_SECRET = _env("SLACK_SIGNING_SECRET")
+    MS_APP_ID = _env("MS_APP_ID")
+    MS_CLIENT_SECRET = _env("MS_CLIENT_SECRET")
+    TEAMS_BOT_NAME = _env("TEAMS_BOT_NAME", "Wistant bot")
+    TEAMS_SERVICE_URL_HOSTS = _env("TEAMS_SERVICE_URL_HOSTS", "smba.trafficmanager.net")
+
+    def __init__(self) -> None:
+        for key, default in PROVIDER_URL_DEFAULTS.items():
+            setattr(self, key, _env(key, default))
+
+
+class DevelopmentConfig(BaseConfig):
+    """``make run``: SQLite under instance/, the sandbox providers, the SMTP catcher."""
+
+    ENV_NAME = "development"
+    SECRET_KEY = _env("SECRET_KEY", DEV_SECRET_KEY)
+    PORTAL_ENCRYPTION_KEYS = _env("PORTAL_ENCRYPTION_KEYS", DEV_ENCRYPTION_KEY)
+    SANDBOX = True
+    PROVIDER_CA_BUNDLE = _env("PROVIDER_CA_BUNDLE", str(INSTANCE / "sandbox-ca" / "ca.pem"))
+    SLACK_CLIENT_ID = _env("SLACK_CLIENT_ID", "1111111111.2222222222")
+    SLACK_CLIENT_SECRET = _env("SLACK_CLIENT_SECRET", "sandbox-slack-client-secret")
+    SLACK_SIGNING_SECRET = _env("SLACK_SIGNING_SECRET", "sandbox-slack-signing-secret")
+    MS_APP_ID = _env("MS_APP_ID", "00000000-0000-4000-8000-00000000a99b")
+    MS_CLIENT_SECRET = _env("MS_CLIENT_SECRET", "sandbox-ms-client-secret")
+    TEAMS_SERVICE_URL_HOSTS = _env("TEAMS_SERVICE_URL_HOSTS", "127.0.0.1,localhost")
+
+    def __init__(self) -> None:
+        super().__init__()
+        sandbox = _sandbox_urls(
+            _env("SANDBOX_HTTP_URL", "http://127.0.0.1:5001") or "",
+            _env("SANDBOX_HTTPS_URL", "https://127.0.0.1:5443") or "",
+        )
+        for key, value in sandbox.items():
+            setattr(self, key, _env(key, value))
+
+
+class TestingConfig(DevelopmentConfig):
+    """pytest: a database per test run, CSRF on (tests send the token like a browser)."""
+
+    ENV_NAME = "testing"
+    TESTING = True
+    SQLALCHEMY_DATABASE_URI = _env("TEST_DATABASE_URL", "sqlite://")
+
+
+class ProductionConfig(BaseConfig):
+    """gunicorn behind TLS: secure cookies, real provider hosts, no development keys."""
+
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-session"
+    PREFERRED_URL_SCHEME = "https"
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def sandbox_urls(http: str, https: str) -> dict[str, str]:
+    """Public form of :func:`_sandbox_urls` for tests that start a sandbox on free ports."""
+    return _sandbox_urls(http, https)
+
+
+class ConfigError(RuntimeError):
+    """The process must not start with this configuration."""
+
+
+def check_production(config: dict[str, Any]) -> None:
+    """Refuse to start production with development keys, insecure transport or sandbox URLs."""
+    problems = []
+    if not config.get("SECRET_KEY") or config["SECRET_KEY"] == DEV_SECRET_KEY:
+        problems.append("SECRET_KEY must be set to a private value")
+    keys = config.get("PORTAL_ENCRYPTION_KEYS") or ""
+    if not keys or DEV_ENCRYPTION_KEY in keys:
+        problems.append("PORTAL_ENCRYPTION_KEYS must be set to private keys")
+    if config.get("PORTAL_ENCRYPTION_KEYS") == config.get("SECRET_KEY"):
+        problems.append("PORTAL_ENCRYPTION_KEYS must differ from SECRET_KEY")
+    # requests-oauthlib's transport check must never be switched off in production.
+    if os.environ.get("OAUTHLIB_INSECURE_TRANSPORT"):
+        problems.append("OAUTHLIB_INSECURE_TRANSPORT must not be set")
+    if not str(config.get("PUBLIC_BASE_URL", "")).startswith("https://"):
+        problems.append("PUBLIC_BASE_URL must be https://")
+    for key in PROVIDER_URL_DEFAULTS:
+        value = str(config.get(key, ""))
+        if not value.startswith("https://") or "127.0.0.1" in value or "localhost" in value:
+            problems.append(f"{key} must point at the real provider over https")
+    if config.get("PROVIDER_CA_BUNDLE"):
+        problems.append("PROVIDER_CA_BUNDLE is for the sandbox only")
+    if problems:
+        raise ConfigError("; ".join(problems))

@@ -1,0 +1,211 @@
+"""Connected chat tools, their directories, member links and the wizard/OAuth state."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..crypto import EncryptedJSON, SecretUnavailable, seal, unseal
+from ..database import UTCDateTime, utcnow
+from ..extensions import db
+
+
+def _enum(cls: type[enum.Enum], length: int = 24) -> Enum:
+    return Enum(
+        cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
+
+
+class IntegrationState(enum.StrEnum):
+    NOT_CONNECTED = "not_connected"  # 未連携
+    CONFIGURING = "configuring"  # 設定中
+    CONNECTED = "connected"  # 連携中
+    NEEDS_RECONNECT = "needs_reconnect"  # エラー: token revoked, secret unreadable, …
+    DISCONNECTED = "disconnected"  # 未連携 again, history kept
+
+
+class LinkMethod(enum.StrEnum):
+    EMAIL = "email"
+    MANUAL = "manual"
+    SUGGESTION = "suggestion"
+    BOT_INSTALL = "bot_install"
+    CSV = "csv"
+
+
+class Integration(db.Model):  # type: ignore[name-defined]
+    """One organization's connection to one provider (at most one per provider)."""
+
+    __tablename__ = "integrations"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "provider", name="uq_integrations_org_provider"),
+        UniqueConstraint("id", "organization_id", name="uq_integrations_id_organization"),
+        Index("ix_integrations_provider_external", "provider", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    #: Provider key: "slack", "chatwork", "teams".
+    provider: Mapped[str] = mapped_column(String(16))
+    state: Mapped[IntegrationState] = mapped_column(
+        _enum(IntegrationState), default=IntegrationState.NOT_CONNECTED
+    )
+    #: Slack team id, Chatwork account id, Entra tenant id.
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    #: Non-secret settings: chosen channel, Chatwork client id, bot name, granted scopes…
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: Client secret, access and refresh tokens; sealed to this row (see crypto.seal).
+    secrets: Mapped[Any] = mapped_column(EncryptedJSON, nullable=True)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Bumped with every stored token pair, so concurrent refreshers can compare-and-swap.
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    connected_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def _owner(self) -> str:
+        return f"integration:{self.id}:org:{self.organization_id}:{self.provider}"
+
+    def set_secrets(self, values: dict[str, Any]) -> None:
+        """Store ``values`` encrypted and bound to this integration (flush first for an id)."""
+        self.secrets = seal(values, self._owner)
+
+    def get_secrets(self) -> dict[str, Any]:
+        """Decrypt the secrets; raises :class:`SecretUnavailable` (fail closed) when it cannot."""
+        if self.secrets is None:
+            return {}
+        value = unseal(self.secrets, self._owner)
+        if not isinstance(value, dict):
+            raise SecretUnavailable("unexpected secret shape")
+        return value
+
+
+class ChatAccount(db.Model):  # type: ignore[name-defined]
+    """A person in the provider's directory (Slack user, Chatwork contact, Entra user)."""
+
+    __tablename__ = "chat_accounts"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "external_id", name="uq_chat_accounts_external"),
+        # Target of AccountLink's composite key: the linked account is in the link's integration.
+        UniqueConstraint("id", "integration_id", name="uq_chat_accounts_id_integration"),
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_chat_accounts_integration_email", "integration_id", "email"),
+        Index("ix_chat_accounts_integration_name", "integration_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    integration_id: Mapped[int] = mapped_column(Integer)
+    external_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    #: Lower-cased e-mail when the provider gives one (Slack, Graph); never for Chatwork.
+    email: Mapped[str | None] = mapped_column(String(254))
+    #: Provider extras: Chatwork DM room id, Teams conversation reference, department…
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccountLink(db.Model):  # type: ignore[name-defined]
+    """A member ↔ chat account link: unique both ways within an integration."""
+
+    __tablename__ = "account_links"
+    __table_args__ = (
+        UniqueConstraint("integration_id", "user_id", name="uq_account_links_member"),
+        UniqueConstraint("integration_id", "chat_account_id", name="uq_account_links_account"),
+        # The member is in the link's organization…
+        ForeignKeyConstraint(
+            ["user_id", "organization_id"],
+            ["users.id", "users.organization_id"],
+            ondelete="CASCADE",
+        ),
+        # …the integration too…
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+        # …and the chat account is in that integration's directory.
+        ForeignKeyConstraint(
+            ["chat_account_id", "integration_id"],
+            ["chat_accounts.id", "chat_accounts.integration_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_account_links_user", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    integration_id: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    chat_account_id: Mapped[int] = mapped_column(Integer)
+    method: Mapped[LinkMethod] = mapped_column(_enum(LinkMethod))
+    linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: When the member confirmed an automatic match ("this is me").
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Set when the provider says the account is gone or DMs are blocked.
+    flagged_reason: Mapped[str | None] = mapped_column(String(200))
+
+    chat_account: Mapped[ChatAccount] = relationship(
+        foreign_keys=[chat_account_id],
+        primaryjoin="AccountLink.chat_account_id == ChatAccount.id",
+        viewonly=True,
+    )
+
+
+class SetupSession(db.Model):  # type: ignore[name-defined]
+    """Server-side state of one wizard run / OAuth round trip.
+
+    The OAuth ``state`` sent to the provider is a random value whose SHA-256 is the key here; it is
+    bound to the browser session that started it, to the organization and to the provider, lives
+    ten minutes and is consumed on first use. PKCE verifiers and collected data are encrypted.
+    """
+
+    __tablename__ = "setup_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "organization_id"],
+            ["users.id", "users.organization_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer, index=True)
+    user_id: Mapped[int] = mapped_column(Integer)
+    #: Hash of the server-side browser session that started the flow.
+    browser_session: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    step_index: Mapped[int] = mapped_column(Integer, default=0)
+    #: Hash of the provider's step list: a deploy that changes the steps restarts the wizard.
+    signature: Mapped[str] = mapped_column(String(64))
+    data: Mapped[Any] = mapped_column(EncryptedJSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Last error shown to the admin (e.g. "キャンセルされました"), never a secret.
+    error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,134 @@
+"""Notifications the host SaaS asked to send, their deliveries (the outbox), and API keys."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    Enum,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..database import UTCDateTime, utcnow
+from ..extensions import db
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by a worker, lease running
+    RETRYING = "retrying"  # waiting for next_attempt_at
+    SENT = "sent"
+    FAILED = "failed"  # permanent error; e-mail fallback made
+    DEAD = "dead"  # attempts exhausted; an admin can replay
+    SKIPPED = "skipped"  # e.g. held until the member confirms a link
+
+
+class Channel(enum.StrEnum):
+    EMAIL = "email"
+    SLACK = "slack"
+    CHATWORK = "chatwork"
+    TEAMS = "teams"
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+
+
+class Notification(db.Model):  # type: ignore[name-defined]
+    """What the host SaaS asked us to tell one member."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("organization_id", "idempotency_key", name="uq_notifications_idempotency"),
+        ForeignKeyConstraint(
+            ["recipient_id", "organization_id"],
+            ["users.id", "users.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_notifications_org_id", "organization_id", "id"),
+        Index("ix_notifications_recipient", "recipient_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    recipient_id: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2000))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    #: Sensitive content waits until the member confirmed an automatic link.
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="notification", order_by="Delivery.id", lazy="selectin"
+    )
+
+
+class Delivery(db.Model):  # type: ignore[name-defined]
+    """One channel attempt for one notification: the outbox row a worker claims with a lease."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_deliveries_org_id", "organization_id", "id"),
+        Index("ix_deliveries_lease", "state", "locked_until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    integration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="SET NULL")
+    )
+    chat_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("chat_accounts.id", ondelete="SET NULL")
+    )
+    state: Mapped[DeliveryState] = mapped_column(
+        _enum(DeliveryState), default=DeliveryState.PENDING
+    )
+    #: Why this channel was chosen or skipped ("not_linked", "fallback:token_revoked", …).
+    reason: Mapped[str | None] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_by: Mapped[str | None] = mapped_column(String(64))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    notification: Mapped[Notification] = relationship(back_populates="deliveries")
+
+
+class ApiKey(db.Model):  # type: ignore[name-defined]
+    """An organization's key for the notifications API; only its hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    #: First characters of the key, shown in lists ("cc_live_AbCd…").
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
