@@ -1,0 +1,50 @@
+"""Provider sandbox: local stand-ins for Slack, Chatwork and Microsoft (Entra ID, Graph, Bot
+Framework) with an inspector, a JSON control API and an SMTP catcher.
+
+Run it with `python -m sandbox --port 5001 --tls-port 5443 --smtp-port 1025`; tests use
+`sandbox.testing.run_sandbox`. See `sandbox/README.md`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from sandbox.config import Settings
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the sandbox WSGI app. `config` holds Settings fields (portal_url, instance_dir, …)."""
+    # Imported here so that importing `sandbox` (e.g. for sandbox.config) stays cheap.
+    from sandbox import control, inspector, traffic
+    from sandbox.chatwork import api as chatwork_api
+    from sandbox.chatwork import oauth as chatwork_oauth
+    from sandbox.chatwork import www as chatwork_www
+    from sandbox.microsoft import botconnector, graph, identity
+    from sandbox.slack import api as slack_api
+    from sandbox.slack import methods as _slack_methods  # noqa: F401 - registers the methods
+    from sandbox.slack import oauth as slack_oauth
+    from sandbox.state import SandboxState
+
+    settings = Settings()
+    settings.update(config or {})
+    app = Flask(__name__)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]  # readable Japanese in bodies
+    app.extensions["sandbox"] = SandboxState(settings)
+    for blueprint in (
+        slack_oauth.bp,
+        slack_api.bp,
+        chatwork_www.bp,
+        chatwork_oauth.bp,
+        chatwork_api.bp,
+        identity.login_bp,
+        identity.botframework_bp,
+        graph.bp,
+        botconnector.bp,
+        inspector.bp,
+        control.bp,
+    ):
+        app.register_blueprint(blueprint)
+    traffic.init_app(app)
+    return app
