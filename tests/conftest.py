@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
+from werkzeug.serving import make_server
 
 from portal import create_app
 from portal.accounts.models import Organization, User
 from portal.accounts.permissions import Role
+from portal.config import sandbox_urls
 from portal.extensions import db
+from portal.tasks import huey
+from sandbox.testing import RunningSandbox, run_sandbox
+
+# Background tasks run inline in tests (huey's immediate mode, in-memory storage).
+huey.immediate = True
 
 PASSWORD = "correct horse battery"
 # Fast hash for tests only: thousands of logins in the access matrix would otherwise take minutes.
@@ -101,14 +109,60 @@ def fresh_database(template: str, tmp_path: Path) -> str:
     return template
 
 
+@pytest.fixture(scope="session")
+def provider_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+    """The sandbox providers, once per test session; events go nowhere until a live server."""
+    with run_sandbox(tmp_path_factory.mktemp("sandbox"), portal_url="http://127.0.0.1:9") as box:
+        yield box
+
+
 @pytest.fixture
-def app(database_template: str, tmp_path: Path) -> Iterator[Flask]:
-    application = create_app(base_config(fresh_database(database_template, tmp_path)))
+def sandbox(provider_sandbox: RunningSandbox) -> RunningSandbox:
+    """The sandbox reset to its seeded state (directories, no tokens, no faults)."""
+    provider_sandbox.reset()
+    return provider_sandbox
+
+
+def sandbox_config(box: RunningSandbox) -> dict[str, Any]:
+    """Portal settings that point every provider URL, the CA and SMTP at ``box``."""
+    return {
+        "PROVIDER_CA_BUNDLE": box.ca_bundle,
+        "SMTP_URL": f"smtp://127.0.0.1:{box.smtp_port}",
+        **sandbox_urls(box.http_url, box.https_url),
+    }
+
+
+@pytest.fixture
+def app(
+    database_template: str, tmp_path: Path, provider_sandbox: RunningSandbox
+) -> Iterator[Flask]:
+    application = create_app(
+        base_config(
+            fresh_database(database_template, tmp_path),
+            HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"),
+            **sandbox_config(provider_sandbox),
+        )
+    )
     application.test_client_class = PortalClient
     with application.app_context():
         yield application
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def live_server(app: Flask, sandbox: RunningSandbox) -> Iterator[str]:
+    """Serve ``app`` over real HTTP so the sandbox can call it (Slack events, Teams activities)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_BASE_URL"] = url
+    sandbox.configure(portal_url=url)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield url
+    server.shutdown()
+    server.server_close()
+    sandbox.configure(portal_url="http://127.0.0.1:9")
 
 
 class PortalClient(FlaskClient):

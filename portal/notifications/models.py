@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import (
     Boolean,
     Enum,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -79,6 +80,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "deliveries"
     __table_args__ = (
+        # One row per channel per notification: the e-mail fallback can only ever be made once.
+        UniqueConstraint("notification_id", "channel", name="uq_deliveries_notification_channel"),
         Index("ix_deliveries_due", "state", "next_attempt_at"),
         Index("ix_deliveries_org_id", "organization_id", "id"),
         Index("ix_deliveries_lease", "state", "locked_until"),
@@ -113,6 +116,23 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
+
+
+class PacingBucket(db.Model):  # type: ignore[name-defined]
+    """A token bucket shared by every worker: one per provider and workspace/token.
+
+    Workers take a token before each provider call, so the fleet as a whole stays under the
+    provider's limit instead of collecting 429s. ``blocked_until`` holds a provider's
+    ``Retry-After`` for the whole workspace, not just for the delivery that received it.
+    """
+
+    __tablename__ = "pacing_buckets"
+
+    #: "<provider>:<workspace or token id>", e.g. "slack:T0DEMO0001".
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float, default=0.0)
+    refilled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ApiKey(db.Model):  # type: ignore[name-defined]

@@ -1,0 +1,41 @@
+"""Access rules of the core routes: sign-in, home, members, audit, the member's own page."""
+
+from __future__ import annotations
+
+from tests.access import LOGIN, ORG_CHANGE, ORG_PAGE, Case, same
+
+ROUTES: dict[str, list[Case]] = {
+    "main.home": [Case("GET", "/", same(anonymous=302, member=302, admin=302, support=302))],
+    "main.healthz": [
+        Case("GET", "/healthz", same(anonymous=200, member=200, admin=200, support=200))
+    ],
+    "main.set_language": [
+        Case(
+            "POST",
+            "/language",
+            same(anonymous=302, member=302, admin=302, support=302),
+            {"locale": "en"},
+        )
+    ],
+    "main.organizations": [
+        Case(
+            "GET",
+            "/support/organizations",
+            same(anonymous=LOGIN, member=403, admin=403, support=200),
+        )
+    ],
+    "auth.login": [Case("GET", "/login", same(anonymous=200, member=302, admin=302, support=302))],
+    "auth.logout": [
+        Case("POST", "/logout", same(anonymous=302, member=302, admin=302, support=302))
+    ],
+    "integrations.index": [Case("GET", "/settings/integrations{org}", ORG_PAGE)],
+    "accounts.members": [Case("GET", "/settings/members{org}", ORG_PAGE)],
+    "accounts.deactivate": [Case("POST", "/settings/members/{user}/deactivate{org}", ORG_CHANGE)],
+    "audit.index": [
+        Case("GET", "/audit{org}", ORG_PAGE),
+        Case("GET", "/audit?format=csv{org_amp}", ORG_PAGE),
+    ],
+    "me.accounts": [
+        Case("GET", "/me/accounts", same(anonymous=LOGIN, member=200, admin=200, support=403))
+    ],
+}
