@@ -60,13 +60,24 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     # 4. Blueprints
     from .accounts import bp as accounts_bp
+    from .api import bp as api_bp
     from .audit import bp as audit_bp
     from .auth import bp as auth_bp
     from .integrations import bp as integrations_bp
     from .main import bp as main_bp
     from .me import bp as me_bp
+    from .notifications import bp as notifications_bp
 
-    for blueprint in (main_bp, auth_bp, accounts_bp, integrations_bp, me_bp, audit_bp):
+    for blueprint in (
+        main_bp,
+        auth_bp,
+        accounts_bp,
+        integrations_bp,
+        notifications_bp,
+        me_bp,
+        audit_bp,
+        api_bp,
+    ):
         app.register_blueprint(blueprint)
 
     # 5. Providers (explicit registry; see integrations/providers/__init__.py)

@@ -68,7 +68,27 @@ def rotate_keys(batch_size: int) -> None:
         )
 
 
+api_keys_cli = AppGroup("api-keys", help="API keys of the notifications API.")
+
+
+@api_keys_cli.command("create")
+@click.argument("org_slug")
+@click.option("--name", default="CLI", show_default=True, help="A name to recognise the key by.")
+def api_keys_create(org_slug: str, name: str) -> None:
+    """Create an API key for ORG_SLUG and print it once."""
+    from .accounts.models import Organization
+    from .notifications import api_keys
+
+    organization = db.session.scalar(select(Organization).filter_by(slug=org_slug.lower()))
+    if organization is None:
+        raise click.ClickException(f"no organization with slug {org_slug!r}")
+    _row, key = api_keys.create(organization, name, actor=None)
+    click.echo(key)
+    click.echo("Store it now: it cannot be shown again.", err=True)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(create_admin)
     app.cli.add_command(rotate_keys)
+    app.cli.add_command(api_keys_cli)

@@ -94,6 +94,13 @@ class BaseConfig:
     BABEL_DEFAULT_TIMEZONE = "Asia/Tokyo"
     LANGUAGES = ("ja", "en")
 
+    # Delivery worker (portal/notifications/dispatcher.py)
+    DELIVERY_LEASE_SECONDS = float(_env("DELIVERY_LEASE_SECONDS", "60") or 60)
+    DELIVERY_CONCURRENCY = int(_env("DELIVERY_CONCURRENCY", "8") or 8)
+    DELIVERY_BATCH = int(_env("DELIVERY_BATCH", "32") or 32)
+    DELIVERY_SWEEP_SECONDS = float(_env("DELIVERY_SWEEP_SECONDS", "10") or 10)
+    DELIVERY_AUTOWAKE = True
+
     MEMBERS_PER_PAGE = 50
     AUDIT_PER_PAGE = 50
     SANDBOX = False

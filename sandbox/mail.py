@@ -34,6 +34,9 @@ class CaughtMail:
     text: str
     html: str
     size: int
+    message_id: str = ""
+    #: The portal's own delivery id header, so tests can count sends per delivery.
+    delivery: str = ""
 
     def public(self) -> dict[str, Any]:
         """JSON for the control API."""
@@ -48,6 +51,8 @@ class CaughtMail:
             "text": self.text,
             "html": self.html,
             "size": self.size,
+            "message_id": self.message_id,
+            "delivery": self.delivery,
         }
 
 
@@ -58,11 +63,14 @@ class MailStore:
         self._lock = threading.Lock()
         self._mails: list[CaughtMail] = []
         self._next_id = 1
+        #: Messages received since the last clear, including those dropped past MAX_MAILS.
+        self.received = 0
 
     def clear(self) -> None:
         """Drop every caught message."""
         with self._lock:
             self._mails.clear()
+            self.received = 0
 
     def add(self, mail_from: str, recipients: list[str], raw: bytes) -> CaughtMail:
         """Parse and keep one message."""
@@ -80,8 +88,11 @@ class MailStore:
                 text=_body(message, "plain"),
                 html=_body(message, "html"),
                 size=len(raw),
+                message_id=str(message.get("Message-ID", "")),
+                delivery=str(message.get("X-Chat-Connect-Delivery", "")),
             )
             self._next_id += 1
+            self.received += 1
             self._mails.append(mail)
             del self._mails[:-MAX_MAILS]
             return mail

@@ -140,6 +140,9 @@ def app(
         base_config(
             fresh_database(database_template, tmp_path),
             HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"),
+            # Tests run deliveries explicitly (dispatcher.run_due) to control timing.
+            DELIVERY_AUTOWAKE=False,
+            DELIVERY_CONCURRENCY=4,
             **sandbox_config(provider_sandbox),
         )
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, g, request, url_for
+from flask import abort, g, has_request_context, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
@@ -52,6 +52,8 @@ def current_organization() -> Organization:
 
 def org_args() -> dict[str, str]:
     """URL arguments that keep support staff inside the organization they are viewing."""
+    if not has_request_context() or current_user is None:  # e-mails rendered by the worker
+        return {}
     if current_user.is_authenticated and current_user.is_support and "organization" in g:
         return {"org": g.organization.slug}
     return {}

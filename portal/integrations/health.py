@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import logging
+
+from flask import current_app, url_for
+from flask_babel import force_locale
+from sqlalchemy import select
+
+from ..accounts.models import Organization, User
+from ..accounts.permissions import Role
 from ..audit import service as audit
 from ..database import utcnow
-from .models import Integration, IntegrationState
+from ..extensions import db
+from ..tasks import task
+from ..templating import PROVIDER_NAMES
+from .models import AccountLink, Integration, IntegrationState
+
+log = logging.getLogger(__name__)
 
 
 def mark_needs_reconnect(integration: Integration, reason: str) -> None:
     """Stop using ``integration`` until an admin reconnects it (the caller commits).
 
-    Chat deliveries for its organization fall back to e-mail while it is in this state.
+    Chat deliveries for its organization fall back to e-mail while it is in this state. Call
+    :func:`alert_admins` after committing to tell the organization's admins.
     """
     if integration.state is IntegrationState.NEEDS_RECONNECT:
         return
@@ -18,9 +32,6 @@ def mark_needs_reconnect(integration: Integration, reason: str) -> None:
     integration.state = IntegrationState.NEEDS_RECONNECT
     integration.last_error = reason[:500]
     integration.last_error_at = utcnow()
-    from ..accounts.models import Organization
-    from ..extensions import db
-
     audit.record(
         "integration.needs_reconnect",
         organization=db.session.get(Organization, integration.organization_id),
@@ -28,3 +39,58 @@ def mark_needs_reconnect(integration: Integration, reason: str) -> None:
         before={"state": before},
         after={"state": integration.state.value, "reason": reason},
     )
+
+
+def flag_link(link: AccountLink, reason: str) -> None:
+    """The provider says this chat account is gone or blocks us (the caller commits)."""
+    link.flagged_reason = reason[:200]
+    audit.record(
+        "link.flagged",
+        organization=db.session.get(Organization, link.organization_id),
+        target=("link", link.id, None),
+        after={"reason": reason},
+    )
+
+
+def alert_admins(integration_id: int) -> None:
+    """E-mail every admin of the integration's organization, in the background."""
+    try:
+        _send_admin_alerts(integration_id)
+    except Exception:  # the banner on 外部ツールの連携 still tells them; never break the caller
+        log.exception("could not queue the admin alert for integration %s", integration_id)
+
+
+@task()
+def _send_admin_alerts(integration_id: int) -> None:
+    from ..notifications import mail
+    from ..notifications.explain import explain_error
+
+    integration = db.session.get(Integration, integration_id)
+    if integration is None:
+        return
+    organization = db.session.get(Organization, integration.organization_id)
+    admins = db.session.scalars(
+        select(User).where(
+            User.organization_id == integration.organization_id,
+            User.role == Role.ADMIN,
+            User.is_active_flag.is_(True),
+        )
+    ).all()
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    with current_app.test_request_context(base_url=base):
+        link = url_for("integrations.index", _external=True)
+    for admin in admins:
+        with force_locale(mail.locale_for(admin)):
+            reason = explain_error(integration.provider, integration.last_error)
+        message = mail.build(
+            admin,
+            "admin_alert",
+            provider=PROVIDER_NAMES.get(integration.provider, integration.provider),
+            organization=organization,
+            reason=reason,
+            url=link,
+        )
+        try:
+            mail.send(message)
+        except mail.MailError:  # the banner on 外部ツールの連携 still tells them
+            continue

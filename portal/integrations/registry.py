@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from flask import abort
 
-from .providers.base import ChatProvider
+if TYPE_CHECKING:  # providers/__init__.py imports this module to register the providers
+    from .providers.base import ChatProvider
 
 
 class ProviderRegistry:

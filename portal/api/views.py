@@ -1,0 +1,225 @@
+"""``POST /api/v1/notifications``, ``GET /api/v1/notifications/<id>``, the OpenAPI description.
+
+Errors are JSON ``{error, detail}`` with the right status: 400 malformed JSON or fields,
+401 missing/unknown key, 403 revoked key, 404 unknown notification, 413 body too large,
+415 not JSON, 422 unknown recipient, 429 rate limit (with ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from flask import Response, g, jsonify, request
+from sqlalchemy import select
+from werkzeug.exceptions import HTTPException
+
+from ..accounts.models import Organization, User
+from ..database import utcnow
+from ..extensions import db
+from ..integrations.providers.base import PacingBudget
+from ..notifications import api_keys, pacing, services
+from ..notifications.models import Notification
+from . import bp
+from .openapi import SPEC
+
+MAX_BODY_BYTES = 64 * 1024
+LIMITS = {"title": 300, "body": 10_000, "url": 2000, "idempotency_key": 200, "recipient_email": 254}
+#: Per API key: 20 requests a second sustained, bursts of 100.
+RATE = 20.0
+BURST = 100
+
+
+class ApiError(HTTPException):
+    def __init__(
+        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(description=detail)
+        self.code = status
+        self.error = error
+        self.extra_headers = headers or {}
+
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
+        response = jsonify(error=self.error, detail=self.description)
+        response.status_code = self.code or 400
+        response.headers.update(self.extra_headers)
+        return response
+
+
+@bp.errorhandler(HTTPException)
+def json_error(error: HTTPException) -> Response:
+    if isinstance(error, ApiError):
+        return error.get_response()
+    response = jsonify(error=f"http_{error.code}", detail=error.description)
+    response.status_code = error.code or 500
+    return response
+
+
+@bp.before_request
+def authenticate() -> None:
+    if request.endpoint == "api.openapi":
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise ApiError(
+            401,
+            "missing_api_key",
+            "Send the organization's API key as 'Authorization: Bearer <key>'.",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    row = api_keys.authenticate(key.strip())
+    if row is None:
+        raise ApiError(
+            401,
+            "invalid_api_key",
+            "This API key is not known.",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if row.revoked_at is not None:
+        raise ApiError(
+            403, "revoked_api_key", "This API key was revoked. Create a new one in the portal."
+        )
+    wait = pacing.take(PacingBudget(f"api:{row.id}", RATE, BURST))
+    if wait > 0:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many requests for this API key.",
+            {"Retry-After": str(max(1, math.ceil(wait)))},
+        )
+    row.last_used_at = utcnow()
+    g.api_organization = db.session.get(Organization, row.organization_id)
+
+
+def _organization() -> Organization:
+    return g.api_organization  # type: ignore[no-any-return]
+
+
+def _payload() -> dict[str, Any]:
+    if request.content_length and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(
+            413, "body_too_large", f"The request body is limited to {MAX_BODY_BYTES} bytes."
+        )
+    if not request.is_json:
+        raise ApiError(
+            415, "unsupported_media_type", "Send JSON with 'Content-Type: application/json'."
+        )
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(
+            413, "body_too_large", f"The request body is limited to {MAX_BODY_BYTES} bytes."
+        )
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "The body must be a JSON object.")
+    return data
+
+
+def _string(data: dict[str, Any], name: str, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None or (isinstance(value, str) and not value.strip() and not required):
+        if required:
+            raise ApiError(400, "invalid_field", f"'{name}' is required.")
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, "invalid_field", f"'{name}' must be a string.")
+    value = value.strip()
+    if required and not value:
+        raise ApiError(400, "invalid_field", f"'{name}' must not be empty.")
+    if len(value) > LIMITS[name]:
+        raise ApiError(400, "invalid_field", f"'{name}' is longer than {LIMITS[name]} characters.")
+    return value
+
+
+def _recipient(data: dict[str, Any], organization: Organization) -> User:
+    email, user_id = data.get("recipient_email"), data.get("user_id")
+    if (email is None) == (user_id is None):
+        raise ApiError(400, "invalid_field", "Give exactly one of 'recipient_email' and 'user_id'.")
+    stmt = select(User).where(
+        User.organization_id == organization.id, User.is_active_flag.is_(True)
+    )
+    if email is not None:
+        address = _string(data, "recipient_email", required=True) or ""
+        user = db.session.scalar(stmt.where(User.email == address.lower()))
+    else:
+        if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
+            raise ApiError(400, "invalid_field", "'user_id' must be a positive integer.")
+        user = db.session.scalar(stmt.where(User.id == user_id))
+    if user is None:
+        raise ApiError(
+            422, "unknown_recipient", "No active member of this organization matches the recipient."
+        )
+    return user
+
+
+def _url(data: dict[str, Any]) -> str | None:
+    url = _string(data, "url")
+    if url and not url.startswith(("https://", "http://")):
+        raise ApiError(400, "invalid_field", "'url' must be an http(s) URL.")
+    return url
+
+
+def _represent(notification: Notification) -> dict[str, Any]:
+    return {
+        "id": notification.id,
+        "created_at": notification.created_at.isoformat(),
+        "idempotency_key": notification.idempotency_key,
+        "deliveries": [
+            {
+                "channel": d.channel.value,
+                "state": d.state.value,
+                "reason": d.reason,
+                "attempts": d.attempts,
+                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+                "provider_message_id": d.provider_message_id,
+                "last_error": d.last_error_code,
+            }
+            for d in notification.deliveries
+        ],
+    }
+
+
+@bp.post("/notifications")
+def create_notification() -> tuple[Response, int]:
+    """Queue a notification for one member; 202 with its deliveries."""
+    organization = _organization()
+    data = _payload()
+    recipient = _recipient(data, organization)
+    title = _string(data, "title", required=True) or ""
+    body = _string(data, "body", required=True) or ""
+    sensitive = data.get("sensitive", False)
+    if not isinstance(sensitive, bool):
+        raise ApiError(400, "invalid_field", "'sensitive' must be true or false.")
+    notification, created = services.create_notification(
+        organization,
+        recipient,
+        title=title,
+        body=body,
+        url=_url(data),
+        idempotency_key=_string(data, "idempotency_key"),
+        sensitive=sensitive,
+    )
+    db.session.commit()
+    if created:
+        services.wake(notification.deliveries)
+    return jsonify(_represent(notification)), 202
+
+
+@bp.get("/notifications/<int:notification_id>")
+def get_notification(notification_id: int) -> Response:
+    """A notification of this key's organization, with the state of each delivery."""
+    notification = db.session.scalar(
+        select(Notification).where(
+            Notification.id == notification_id, Notification.organization_id == _organization().id
+        )
+    )
+    if notification is None:
+        raise ApiError(404, "not_found", "No such notification in this organization.")
+    return jsonify(_represent(notification))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 description of this API."""
+    return jsonify(SPEC)

@@ -1,0 +1,399 @@
+"""The delivery worker's core: claim due deliveries with a lease, send, record the outcome.
+
+At-least-once: a delivery is claimed by setting ``state=sending`` and ``locked_until``; a
+worker killed mid-send leaves a lease that expires, and the row is claimed again (DL-09). On
+PostgreSQL concurrent workers claim with ``FOR UPDATE SKIP LOCKED`` so no row is handed to two
+of them (DL-11); on SQLite the claiming UPDATE is one statement under the database write lock.
+Outcomes are written only while this worker still holds the lease.
+
+Outcomes:
+- sent → ``sent`` with the provider's message id.
+- rate limited → ``retrying`` no earlier than ``Retry-After``; the whole workspace's bucket is
+  blocked too; does not count as an attempt.
+- temporary (5xx, timeout, connection) → ``retrying`` with capped exponential backoff and full
+  jitter; after ``MAX_ATTEMPTS`` → ``dead`` (replayable) and an e-mail fallback.
+- permanent (revoked token, unknown user) → ``failed`` at once, e-mail fallback once, the
+  integration marked for reconnection or the link flagged (DL-07).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import or_, select, update
+
+from ..accounts.models import Organization, User
+from ..crypto import SecretUnavailable
+from ..database import utcnow
+from ..extensions import db
+from ..integrations import health
+from ..integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
+from ..integrations.providers.base import (
+    Message,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    RecipientNotFound,
+)
+from ..integrations.registry import providers
+from . import mail, pacing
+from .backoff import MAX_ATTEMPTS, retry_delay
+from .explain import explain_reason
+from .models import Channel, Delivery, DeliveryState, Notification
+
+log = logging.getLogger(__name__)
+
+#: A provider wait shorter than this is slept through; a longer one reschedules the row.
+MAX_INLINE_WAIT = 2.0
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _config(name: str, default: Any) -> Any:
+    return current_app.config.get(name, default)
+
+
+def due_filter(now: Any) -> Any:
+    """Rows a worker may claim: due pending/retrying rows, and rows whose lease ran out."""
+    return or_(
+        (Delivery.state.in_([DeliveryState.PENDING, DeliveryState.RETRYING]))
+        & (Delivery.next_attempt_at <= now),
+        (Delivery.state == DeliveryState.SENDING) & (Delivery.locked_until < now),
+    )
+
+
+def claim(limit: int, worker: str = WORKER_ID) -> list[int]:
+    """Claim up to ``limit`` due deliveries for ``worker``; return their ids (committed)."""
+    now = utcnow()
+    lease = timedelta(seconds=_config("DELIVERY_LEASE_SECONDS", 60))
+    candidates = (
+        select(Delivery.id).where(due_filter(now)).order_by(Delivery.next_attempt_at).limit(limit)
+    )
+    if db.engine.dialect.name == "postgresql":
+        # A CTE is evaluated once, so the rows it locks are exactly the rows updated. (As an
+        # IN-subquery, PostgreSQL may rescan it per row and hand rows to two workers.)
+        picked = candidates.with_for_update(skip_locked=True).cte("picked")
+        target = Delivery.id == picked.c.id
+    else:
+        # SQLite runs the whole UPDATE under the database write lock: one claimer at a time.
+        target = Delivery.id.in_(candidates.scalar_subquery())
+    statement = (
+        update(Delivery)
+        .where(target)
+        .where(due_filter(now))
+        .values(
+            state=DeliveryState.SENDING,
+            locked_by=worker,
+            locked_until=now + lease,
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list(db.session.scalars(statement))
+    db.session.commit()
+    return ids
+
+
+def run_due(limit: int | None = None, worker: str = WORKER_ID) -> int:
+    """Send everything due now, ``DELIVERY_CONCURRENCY`` at a time; return how many ran."""
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    concurrency = int(_config("DELIVERY_CONCURRENCY", 8))
+    batch = int(_config("DELIVERY_BATCH", 32))
+    done = 0
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as pool:
+        while limit is None or done < limit:
+            ids = claim(batch if limit is None else min(batch, limit - done), worker)
+            if not ids:
+                break
+            list(pool.map(lambda delivery_id: _deliver_in(app, delivery_id, worker), ids))
+            done += len(ids)
+    return done
+
+
+def _deliver_in(app: Flask, delivery_id: int, worker: str) -> None:
+    with app.app_context():
+        try:
+            deliver(delivery_id, worker)
+        except Exception:  # one bad row must not stop the batch; its lease will expire
+            log.exception("delivery %s crashed", delivery_id)
+            db.session.rollback()
+
+
+def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
+    """Send one claimed delivery and record the outcome."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if (
+        delivery is None
+        or delivery.state is not DeliveryState.SENDING
+        or delivery.locked_by != worker
+    ):
+        return
+    notification = db.session.get(Notification, delivery.notification_id)
+    recipient = db.session.get(User, notification.recipient_id) if notification else None
+    if notification is None or recipient is None:
+        _finish(delivery, worker, state=DeliveryState.FAILED, last_error_code="recipient_gone")
+        return
+    if delivery.channel is Channel.EMAIL:
+        _send_email(delivery, notification, recipient, worker)
+    else:
+        _send_chat(delivery, notification, recipient, worker)
+
+
+# --- e-mail -----------------------------------------------------------------------------
+
+
+def _send_email(
+    delivery: Delivery, notification: Notification, recipient: User, worker: str
+) -> None:
+    organization = db.session.get(Organization, notification.organization_id)
+    message_id = f"<delivery-{delivery.id}.{delivery.attempts}@chat-connect.example>"
+    message = mail.build(
+        recipient,
+        "notification",
+        message_id=message_id,
+        notification=notification,
+        organization=organization,
+        reason=explain_reason(delivery.reason)
+        if delivery.reason not in ("not_linked", "linked")
+        else "",
+    )
+    message["X-Chat-Connect-Delivery"] = str(delivery.id)
+    try:
+        mail.send(message)
+    except mail.MailError as exc:
+        code = "smtp_permanent" if exc.permanent else "smtp_temporary"
+        if exc.permanent:
+            _finish(
+                delivery,
+                worker,
+                state=DeliveryState.FAILED,
+                last_error_code=code,
+                last_error=str(exc),
+            )
+        else:
+            _retry_or_die(delivery, worker, code, str(exc), fallback=False)
+        return
+    _finish(
+        delivery,
+        worker,
+        state=DeliveryState.SENT,
+        provider_message_id=message_id,
+        sent_at=utcnow(),
+        last_error_code=None,
+        last_error=None,
+    )
+
+
+# --- chat -------------------------------------------------------------------------------
+
+
+def _send_chat(
+    delivery: Delivery, notification: Notification, recipient: User, worker: str
+) -> None:
+    provider = providers.get(delivery.channel.value)
+    integration = (
+        db.session.get(Integration, delivery.integration_id) if delivery.integration_id else None
+    )
+    account = (
+        db.session.get(ChatAccount, delivery.chat_account_id) if delivery.chat_account_id else None
+    )
+    if (
+        provider is None
+        or integration is None
+        or integration.organization_id != delivery.organization_id  # PT-14
+        or integration.state is not IntegrationState.CONNECTED
+    ):
+        # DL-14: never send with a dead token; the member gets the e-mail instead.
+        _fail_with_fallback(delivery, worker, "integration_unavailable")
+        return
+    if account is None or account.integration_id != integration.id:
+        _fail_with_fallback(delivery, worker, "RecipientNotFound")
+        return
+    budget = provider.pacing(integration)
+    while (wait := pacing.take(budget)) > 0:
+        if wait > MAX_INLINE_WAIT:
+            _reschedule(delivery, worker, wait)
+            return
+        time.sleep(wait)
+    message = Message(
+        title=notification.title,
+        body=notification.body,
+        url=notification.url,
+        locale=recipient.locale or current_app.config["BABEL_DEFAULT_LOCALE"],
+    )
+    try:
+        result = provider.client(integration).send_direct_message(account, message)
+    except ProviderRateLimited as exc:
+        wait = exc.retry_after if exc.retry_after is not None else retry_delay(1)
+        pacing.block(budget.key, wait)
+        _reschedule(delivery, worker, wait, code=exc.code, error=str(exc))
+        return
+    except ProviderAuthError as exc:
+        _break_integration(integration, exc.code)
+        _fail_with_fallback(delivery, worker, exc.code, str(exc))
+        return
+    except SecretUnavailable:
+        _break_integration(integration, "secret_unreadable")
+        _fail_with_fallback(delivery, worker, "secret_unreadable")
+        return
+    except RecipientNotFound as exc:
+        _flag_link(integration, account, exc.code)
+        _fail_with_fallback(delivery, worker, exc.code, str(exc))
+        return
+    except ProviderError as exc:
+        if exc.retryable:
+            _retry_or_die(delivery, worker, exc.code, str(exc), fallback=True)
+        else:
+            _fail_with_fallback(delivery, worker, exc.code, str(exc))
+        return
+    _finish(
+        delivery,
+        worker,
+        state=DeliveryState.SENT,
+        provider_message_id=result.provider_message_id,
+        sent_at=utcnow(),
+        last_error_code=None,
+        last_error=None,
+    )
+    db.session.execute(
+        update(Integration).where(Integration.id == integration.id).values(last_success_at=utcnow())
+    )
+    db.session.commit()
+
+
+# --- outcomes ---------------------------------------------------------------------------
+
+
+def _finish(delivery: Delivery, worker: str, **values: Any) -> bool:
+    """Write the outcome only if this worker still holds the lease; release it."""
+    values.setdefault("locked_by", None)
+    values.setdefault("locked_until", None)
+    result = db.session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery.id,
+            Delivery.locked_by == worker,
+            Delivery.state == DeliveryState.SENDING,
+        )
+        .values(updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        log.warning("delivery %s: lease lost before the outcome was written", delivery.id)
+        return False
+    return True
+
+
+def _reschedule(
+    delivery: Delivery, worker: str, wait: float, code: str | None = None, error: str | None = None
+) -> None:
+    """Try later without spending an attempt (pacing, rate limits)."""
+    values: dict[str, Any] = {
+        "state": DeliveryState.RETRYING,
+        "next_attempt_at": utcnow() + timedelta(seconds=wait),
+        "attempts": max(0, delivery.attempts - 1),
+    }
+    if code:
+        values.update(last_error_code=code, last_error=(error or code)[:500])
+    if _finish(delivery, worker, **values):
+        _schedule_wake(delivery.id, wait)
+
+
+def _retry_or_die(
+    delivery: Delivery, worker: str, code: str, error: str, *, fallback: bool
+) -> None:
+    if delivery.attempts >= MAX_ATTEMPTS:
+        finished = _finish(
+            delivery, worker, state=DeliveryState.DEAD, last_error_code=code, last_error=error[:500]
+        )
+        if finished and fallback:
+            _add_email_fallback(delivery, code)
+        return
+    wait = retry_delay(delivery.attempts)
+    if _finish(
+        delivery,
+        worker,
+        state=DeliveryState.RETRYING,
+        next_attempt_at=utcnow() + timedelta(seconds=wait),
+        last_error_code=code,
+        last_error=error[:500],
+    ):
+        _schedule_wake(delivery.id, wait)
+
+
+def _fail_with_fallback(
+    delivery: Delivery, worker: str, code: str, error: str | None = None
+) -> None:
+    if _finish(
+        delivery,
+        worker,
+        state=DeliveryState.FAILED,
+        last_error_code=code,
+        last_error=(error or code)[:500],
+    ):
+        _add_email_fallback(delivery, code)
+
+
+def _add_email_fallback(delivery: Delivery, code: str) -> None:
+    """One e-mail per notification at most: the unique (notification, channel) key enforces it."""
+    if delivery.channel is Channel.EMAIL:
+        return
+    exists = db.session.scalar(
+        select(Delivery.id).where(
+            Delivery.notification_id == delivery.notification_id, Delivery.channel == Channel.EMAIL
+        )
+    )
+    if exists:
+        return
+    fallback = Delivery(
+        notification_id=delivery.notification_id,
+        organization_id=delivery.organization_id,
+        channel=Channel.EMAIL,
+        state=DeliveryState.PENDING,
+        reason=f"fallback:{delivery.channel.value}:{code}"[:64],
+        next_attempt_at=utcnow(),
+    )
+    db.session.add(fallback)
+    db.session.commit()
+    _schedule_wake(fallback.id, 0)
+
+
+def _break_integration(integration: Integration, reason: str) -> None:
+    fresh = db.session.get(Integration, integration.id, populate_existing=True)
+    if fresh is not None and fresh.state is IntegrationState.CONNECTED:
+        health.mark_needs_reconnect(fresh, reason)
+        db.session.commit()
+        health.alert_admins(fresh.id)
+
+
+def _flag_link(integration: Integration, account: ChatAccount, code: str) -> None:
+    link = db.session.scalar(
+        select(AccountLink).where(
+            AccountLink.integration_id == integration.id, AccountLink.chat_account_id == account.id
+        )
+    )
+    if link is not None and link.flagged_reason is None:
+        health.flag_link(link, code)
+        db.session.commit()
+
+
+_wake_lock = threading.Lock()
+
+
+def _schedule_wake(delivery_id: int, delay: float) -> None:
+    if not current_app.config.get("DELIVERY_AUTOWAKE", True):
+        return
+    from .worker import deliver_later
+
+    with _wake_lock:
+        deliver_later(delivery_id, delay)

@@ -1,0 +1,107 @@
+"""Delivery outcomes in plain language for admins, support staff and members.
+
+Provider error names (``invalid_auth``, ``user_disabled``, HTTP statuses…) are stored as
+``last_error_code``; these functions turn them, and routing reasons, into sentences.
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+
+from ..templating import PROVIDER_NAMES
+
+_REVOKED = {
+    "invalid_auth",
+    "token_revoked",
+    "account_inactive",
+    "not_authed",
+    "invalid_grant",
+    "ProviderAuthError",
+    "http_401",
+    "secret_unreadable",
+    "integration_unavailable",
+}
+_GONE = {
+    "user_not_found",
+    "users_not_found",
+    "user_disabled",
+    "cannot_dm_bot",
+    "channel_not_found",
+    "RecipientNotFound",
+    "http_403",
+    "http_404",
+    "MessageWritesBlocked",
+    "room_gone",
+    "bot_not_installed",
+}
+_RATE = {"ratelimited", "ProviderRateLimited", "http_429"}
+
+STATE_LABELS = {
+    "pending": _l("Waiting"),
+    "sending": _l("Sending"),
+    "retrying": _l("Will retry"),
+    "sent": _l("Sent"),
+    "failed": _l("Failed"),
+    "dead": _l("Gave up"),
+    "skipped": _l("Held"),
+}
+
+
+def _(message: str, **values: object) -> str:
+    return str(gettext(message, **values))
+
+
+def provider_name(channel: str) -> str:
+    return str(PROVIDER_NAMES.get(channel, channel))
+
+
+def explain_error(channel: str, code: str | None, attempts: int = 0) -> str:
+    """One sentence on why a delivery attempt failed."""
+    if not code:
+        return ""
+    name = provider_name(channel)
+    if code in _REVOKED:
+        return _(
+            "%(provider)s no longer accepts our connection (the app was removed or its access"
+            " revoked); the integration needs reconnecting.",
+            provider=name,
+        )
+    if code in _GONE:
+        return _(
+            "%(provider)s says this account is deactivated, gone or does not accept messages"
+            " from the app.",
+            provider=name,
+        )
+    if code in _RATE:
+        return _("%(provider)s rate limit: retried %(count)s times.", provider=name, count=attempts)
+    if code.startswith("smtp") or code == "MailError":
+        return _("The mail server did not accept the message.")
+    if code.startswith("http_5") or code in {"TemporaryProviderError", "timeout", "connection"}:
+        return _(
+            "%(provider)s did not answer properly (server error or timeout); retried"
+            " %(count)s times.",
+            provider=name,
+            count=attempts,
+        )
+    return _("%(provider)s answered with an error: %(code)s", provider=name, code=code)
+
+
+def explain_reason(reason: str | None) -> str:
+    """Why this channel was used (routing) — shown next to e-mail deliveries."""
+    if not reason:
+        return ""
+    if reason == "not_linked":
+        return _("Not linked to a chat account → e-mail.")
+    if reason == "integration_unavailable":
+        return _("The chat integration is not working → e-mail.")
+    if reason.startswith("fallback:"):
+        channel, _sep, code = reason.removeprefix("fallback:").partition(":")
+        return _(
+            "%(provider)s could not deliver → e-mail instead.", provider=provider_name(channel)
+        ) + (" " + explain_error(channel, code) if code else "")
+    if reason == "test":
+        return _("Test message.")
+    if reason == "linked":
+        return _("Linked chat account.")
+    return reason

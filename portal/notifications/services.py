@@ -1,0 +1,190 @@
+"""Creating notifications: routing to a channel and writing the outbox in the caller's transaction.
+
+A notification and its deliveries are added to the current session; the caller commits (the
+API request, a service), then calls :func:`wake` so a worker picks them up at once. If the
+transaction rolls back, nothing was ever queued (DL-01).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from ..accounts.models import Organization, User
+from ..audit import service as audit
+from ..database import utcnow
+from ..extensions import db
+from ..integrations.catalog import CATALOG
+from ..integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
+from .models import Channel, Delivery, DeliveryState, Notification
+
+#: When a member is linked on several chat tools, the first one in this order gets the DM.
+PROVIDER_ORDER = [entry.key for entry in CATALOG]
+
+
+@dataclass(frozen=True)
+class Route:
+    channel: Channel
+    reason: str
+    integration_id: int | None = None
+    chat_account_id: int | None = None
+
+
+def route(recipient: User) -> Route:
+    """Where ``recipient``'s notifications go: their linked chat account, else e-mail."""
+    rows = db.session.execute(
+        select(AccountLink, Integration)
+        .join(Integration, Integration.id == AccountLink.integration_id)
+        .join(ChatAccount, ChatAccount.id == AccountLink.chat_account_id)
+        .where(
+            AccountLink.user_id == recipient.id,
+            AccountLink.organization_id == recipient.organization_id,
+            AccountLink.flagged_reason.is_(None),
+            ChatAccount.is_active.is_(True),
+        )
+    ).all()
+    usable = [
+        (link, integration)
+        for link, integration in rows
+        if integration.state is IntegrationState.CONNECTED
+    ]
+    if not usable:
+        return Route(Channel.EMAIL, "integration_unavailable" if rows else "not_linked")
+    link, integration = min(
+        usable,
+        key=lambda pair: (
+            PROVIDER_ORDER.index(pair[1].provider) if pair[1].provider in PROVIDER_ORDER else 99
+        ),
+    )
+    return Route(Channel(integration.provider), "linked", integration.id, link.chat_account_id)
+
+
+def create_notification(
+    organization: Organization,
+    recipient: User,
+    *,
+    title: str,
+    body: str,
+    url: str | None = None,
+    idempotency_key: str | None = None,
+    sensitive: bool = False,
+    reason: str | None = None,
+) -> tuple[Notification, bool]:
+    """Add a notification and its delivery to the session; return it and whether it is new.
+
+    The same ``idempotency_key`` twice returns the first notification and adds nothing
+    (DL-02), also when two requests race: the database's unique constraint decides.
+    """
+    if idempotency_key:
+        existing = _find_by_key(organization, idempotency_key)
+        if existing:
+            return existing, False
+    chosen = route(recipient)
+    notification = Notification(
+        organization_id=organization.id,
+        recipient_id=recipient.id,
+        title=title,
+        body=body,
+        url=url,
+        idempotency_key=idempotency_key,
+        sensitive=sensitive,
+    )
+    delivery = Delivery(
+        organization_id=organization.id,
+        channel=chosen.channel,
+        integration_id=chosen.integration_id,
+        chat_account_id=chosen.chat_account_id,
+        state=DeliveryState.PENDING,
+        reason=reason or chosen.reason,
+        next_attempt_at=utcnow(),
+    )
+    notification.deliveries.append(delivery)
+    db.session.add(notification)
+    if not idempotency_key:
+        return notification, True
+    try:
+        db.session.flush()
+    except IntegrityError:
+        # A concurrent request with the same key won. SQLite's driver cannot roll back to a
+        # savepoint reliably, so the caller's transaction is rolled back as a whole: callers
+        # passing an idempotency key must not have other pending changes they need.
+        db.session.rollback()
+        existing = _find_by_key(organization, idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    return notification, True
+
+
+def _find_by_key(organization: Organization, key: str) -> Notification | None:
+    return db.session.scalar(
+        select(Notification).where(
+            Notification.organization_id == organization.id, Notification.idempotency_key == key
+        )
+    )
+
+
+def wake(deliveries: list[Delivery] | list[int]) -> None:
+    """Ask a worker to send these deliveries now (call after commit; the sweep is the backstop)."""
+    if not current_app.config.get("DELIVERY_AUTOWAKE", True):
+        return
+    ids = [d if isinstance(d, int) else d.id for d in deliveries]
+    if ids:
+        from .worker import deliver_now
+
+        deliver_now(ids)
+
+
+def send_test_message(recipient: User, *, actor: User) -> Notification:
+    """Send ``recipient`` a test notification through exactly the real pipeline; commits."""
+    organization = db.session.get(Organization, recipient.organization_id)
+    assert organization is not None
+    with force_locale(recipient.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
+        title = _("Test message from Chat Connect")
+        body = _(
+            "%(admin)s sent this test message. If you can read it, your notifications reach"
+            " you here.",
+            admin=actor.name,
+        )
+    notification, _created = create_notification(
+        organization, recipient, title=title, body=body, reason=None
+    )
+    audit.record(
+        "notification.test_sent",
+        organization=organization,
+        actor=actor,
+        target=("user", recipient.id, recipient.email),
+        data={"channel": notification.deliveries[0].channel.value},
+    )
+    db.session.commit()
+    wake(notification.deliveries)
+    return notification
+
+
+def replay(delivery: Delivery, *, actor: User) -> Delivery:
+    """Send a dead or failed delivery again: the same row, so nothing already sent repeats."""
+    if delivery.state not in (DeliveryState.DEAD, DeliveryState.FAILED):
+        raise ValueError("only dead or failed deliveries can be replayed")
+    before = {"state": delivery.state.value, "attempts": delivery.attempts}
+    delivery.state = DeliveryState.PENDING
+    delivery.attempts = 0
+    delivery.next_attempt_at = utcnow()
+    delivery.locked_by = None
+    delivery.locked_until = None
+    organization = db.session.get(Organization, delivery.organization_id)
+    audit.record(
+        "delivery.replayed",
+        organization=organization,
+        actor=actor,
+        target=("delivery", delivery.id, delivery.channel.value),
+        before=before,
+        after={"state": "pending"},
+    )
+    db.session.commit()
+    wake([delivery.id])
+    return delivery
