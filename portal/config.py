@@ -65,7 +65,12 @@ class BaseConfig:
     SECRET_KEY = _env("SECRET_KEY")
     PORTAL_ENCRYPTION_KEYS = _env("PORTAL_ENCRYPTION_KEYS")
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{INSTANCE / 'portal.sqlite3'}")
-    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
+    # The worker sends from DELIVERY_CONCURRENCY threads, each with its own connection.
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 40,
+    }
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     SMTP_URL = _env("SMTP_URL", "smtp://127.0.0.1:1025")
     MAIL_FROM = _env("MAIL_FROM", "Chat Connect <no-reply@chat-connect.example>")

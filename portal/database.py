@@ -55,6 +55,13 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 def init_app(app: Flask) -> None:
     """Bind the SQLAlchemy extension and register connection hooks for SQLite."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri in ("sqlite://", "sqlite:///:memory:"):
+        # An in-memory database lives in one connection: no pool to size.
+        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        options.pop("pool_size", None)
+        options.pop("max_overflow", None)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     with app.app_context():
         engine: Engine = db.engine

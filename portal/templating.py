@@ -19,6 +19,13 @@ STATE_LABELS = {
     "disconnected": _l("Not connected"),
 }
 ROLE_LABELS = {"admin": _l("Administrator"), "member": _l("Member"), "support": _l("Support")}
+LINK_METHOD_LABELS = {
+    "email": _l("Linked by e-mail"),
+    "manual": _l("Linked by hand"),
+    "suggestion": _l("Suggested"),
+    "bot_install": _l("Linked by the bot"),
+    "csv": _l("Imported"),
+}
 PROVIDER_NAMES = {
     "slack": "Slack",
     "chatwork": "Chatwork",
@@ -37,4 +44,5 @@ def init_app(app: Flask) -> None:
             "state_label": lambda key: STATE_LABELS.get(key, key),
             "role_label": lambda key: ROLE_LABELS.get(key, key),
             "provider_name": lambda key: PROVIDER_NAMES.get(key, key),
+            "method_label": lambda key: LINK_METHOD_LABELS.get(key, key),
         }

@@ -209,3 +209,61 @@ class SetupSession(db.Model):  # type: ignore[name-defined]
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Last error shown to the admin (e.g. "キャンセルされました"), never a secret.
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SyncState(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DirectorySync(db.Model):  # type: ignore[name-defined]
+    """One run of a provider directory sync: the progress row the page polls.
+
+    The background task updates it page by page, so the admin sees progress and a sync that a
+    killed worker left behind is visible (it stays "running" with an old ``updated_at``).
+    """
+
+    __tablename__ = "directory_syncs"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_directory_syncs_integration", "integration_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    integration_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[SyncState] = mapped_column(_enum(SyncState), default=SyncState.QUEUED)
+    #: Provider pages read, people kept (bots, deleted users and invitees are skipped)…
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    #: …accounts that left the directory since the last run, and links made automatically.
+    deactivated: Mapped[int] = mapped_column(Integer, default=0)
+    auto_linked: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def active(self) -> bool:
+        """Still queued or running: the page keeps polling."""
+        return self.state in (SyncState.QUEUED, SyncState.RUNNING)
+
+
+class InboundEvent(db.Model):  # type: ignore[name-defined]
+    """An inbound provider event already handled (Slack ``event_id``): retries are dropped."""
+
+    __tablename__ = "inbound_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_inbound_events_event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

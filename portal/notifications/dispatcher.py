@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from ..integrations import health
 from ..integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
 from ..integrations.providers.base import (
     Message,
+    PacingBudget,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimited,
@@ -104,18 +105,34 @@ def claim(limit: int, worker: str = WORKER_ID) -> list[int]:
 
 
 def run_due(limit: int | None = None, worker: str = WORKER_ID) -> int:
-    """Send everything due now, ``DELIVERY_CONCURRENCY`` at a time; return how many ran."""
+    """Send everything due now, ``DELIVERY_CONCURRENCY`` at a time; return how many ran.
+
+    A pipeline, not batch-by-batch: as soon as a send finishes another row is claimed, so one
+    slow provider call never holds up the rest of a batch.
+    """
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     concurrency = int(_config("DELIVERY_CONCURRENCY", 8))
     batch = int(_config("DELIVERY_BATCH", 32))
     done = 0
+    running: set[Future[None]] = set()
+    exhausted = False
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as pool:
-        while limit is None or done < limit:
-            ids = claim(batch if limit is None else min(batch, limit - done), worker)
-            if not ids:
+        while True:
+            room = concurrency * 2 - len(running)
+            if not exhausted and room > 0 and (limit is None or done < limit):
+                wanted = min(batch, room) if limit is None else min(batch, room, limit - done)
+                ids = claim(wanted, worker)
+                exhausted = len(ids) < wanted
+                for delivery_id in ids:
+                    running.add(pool.submit(_deliver_in, app, delivery_id, worker))
+                done += len(ids)
+            if not running:
                 break
-            list(pool.map(lambda delivery_id: _deliver_in(app, delivery_id, worker), ids))
-            done += len(ids)
+            finished, running = wait(running, return_when=FIRST_COMPLETED, timeout=1.0)
+            if finished and exhausted and (limit is None or done < limit):
+                exhausted = False  # a send finished: look again for rows that became due
+            if not finished:
+                continue
     return done
 
 
@@ -219,11 +236,10 @@ def _send_chat(
         _fail_with_fallback(delivery, worker, "RecipientNotFound")
         return
     budget = provider.pacing(integration)
-    while (wait := pacing.take(budget)) > 0:
-        if wait > MAX_INLINE_WAIT:
-            _reschedule(delivery, worker, wait)
-            return
-        time.sleep(wait)
+    wait = _await_token(budget)
+    if wait > 0:
+        _reschedule(delivery, worker, wait)
+        return
     message = Message(
         title=notification.title,
         body=notification.body,
@@ -264,10 +280,35 @@ def _send_chat(
         last_error_code=None,
         last_error=None,
     )
-    db.session.execute(
-        update(Integration).where(Integration.id == integration.id).values(last_success_at=utcnow())
-    )
-    db.session.commit()
+    # Health shows the last successful send; a minute's precision spares a write per message.
+    now = utcnow()
+    if integration.last_success_at is None or now - integration.last_success_at > timedelta(
+        minutes=1
+    ):
+        db.session.execute(
+            update(Integration).where(Integration.id == integration.id).values(last_success_at=now)
+        )
+        db.session.commit()
+
+
+_bucket_locks: dict[str, threading.Lock] = {}
+_bucket_locks_guard = threading.Lock()
+
+
+def _await_token(budget: PacingBudget) -> float:
+    """Take a token from ``budget``, sleeping through short waits; return a longer wait, or 0.
+
+    Within one process only one thread at a time polls a given bucket: the others queue on a
+    local lock instead of hammering the shared row (on SQLite every poll is a write).
+    """
+    with _bucket_locks_guard:
+        lock = _bucket_locks.setdefault(budget.key, threading.Lock())
+    with lock:
+        while (wait := pacing.take(budget)) > 0:
+            if wait > MAX_INLINE_WAIT:
+                return wait
+            time.sleep(wait)
+    return 0.0
 
 
 # --- outcomes ---------------------------------------------------------------------------

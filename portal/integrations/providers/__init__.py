@@ -10,5 +10,6 @@ Adding a provider:
 """
 
 from ..registry import providers
+from . import slack  # noqa: F401  (registers SlackProvider)
 
 __all__ = ["providers"]

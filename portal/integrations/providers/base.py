@@ -8,11 +8,14 @@ talks to :class:`ChatClient`; it never imports a provider module.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from ..models import ChatAccount, Integration
+    from ..pipeline import Step
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,19 @@ class DirectoryEntry:
     name: str
     email: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PacingBudget:
+    """How fast the delivery worker may call the provider for one workspace/token.
+
+    ``key`` names the shared bucket ("slack:T0123"); ``rate`` is requests per second and
+    ``burst`` the bucket size. Every worker process draws from the same bucket.
+    """
+
+    key: str
+    rate: float
+    burst: int = 1
 
 
 class ProviderError(Exception):
@@ -78,10 +94,34 @@ class TemporaryProviderError(ProviderError):
     retryable = True
 
 
+@dataclass(frozen=True)
+class ConnectionData:
+    """What a finished setup wizard produced, before it is stored as an Integration.
+
+    ``secrets`` are sealed to the row; ``config`` is shown on the page, so it never holds one.
+    """
+
+    external_id: str
+    display_name: str
+    config: dict[str, Any]
+    secrets: dict[str, Any]
+    token_expires_at: datetime | None = None
+
+
 class ChatClient(Protocol):
     """The installed side of a provider: what the worker and the linking screens call."""
 
-    def send_direct_message(self, account: ChatAccount, message: Message) -> DeliveryResult: ...
+    def send_direct_message(self, account: ChatAccount, message: Message) -> DeliveryResult:
+        """Deliver ``message`` to ``account`` as a DM; raise a :class:`ProviderError` otherwise."""
+        ...
+
+    def iter_directory(self) -> Iterator[list[DirectoryEntry]]:
+        """Yield the provider's directory page by page, people only (no bots, no leavers)."""
+        ...
+
+    def revoke(self) -> None:
+        """Revoke the stored credentials at the provider (disconnect); best effort."""
+        ...
 
 
 class ChatProvider(abc.ABC):
@@ -97,3 +137,22 @@ class ChatProvider(abc.ABC):
     @abc.abstractmethod
     def client(self, integration: Integration) -> ChatClient:
         """Return a client that acts with ``integration``'s credentials."""
+
+    def setup_steps(self) -> list[Step]:
+        """The setup wizard, as data (see ``integrations/pipeline.py``)."""
+        raise NotImplementedError(f"{self.key} has no setup wizard")
+
+    def build_connection(self, data: Mapping[str, Any]) -> ConnectionData:
+        """Turn what the wizard collected into a connection; raise ``SetupError`` to refuse it."""
+        raise NotImplementedError(f"{self.key} has no setup wizard")
+
+    def after_connect(self, integration: Integration, actor_id: int | None) -> None:  # noqa: B027
+        """Side effects once a connection is committed (e.g. start the directory sync)."""
+
+    def pacing(self, integration: Integration) -> PacingBudget:
+        """The worker's send budget for ``integration``: one bucket per workspace/token,
+        shared by every worker, so the fleet as a whole stays under the provider's limit.
+        Override where the provider's limit differs (rate, burst, or what it is keyed on)."""
+        return PacingBudget(
+            f"{self.key}:{integration.external_id or integration.id}", self.rate_per_second, 1
+        )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import render_template
 from sqlalchemy import func, select
 
-from ..accounts.models import User
-from ..accounts.permissions import Permission, require
-from ..accounts.tenancy import current_organization
-from ..extensions import db
-from . import bp
-from .catalog import CATALOG
-from .models import AccountLink, Integration
+from ...accounts.models import User
+from ...accounts.permissions import Permission, require
+from ...accounts.tenancy import current_organization
+from ...extensions import db
+from .. import bp
+from ..catalog import CATALOG
+from ..models import AccountLink, Integration
 
 
 @bp.get("/settings/integrations")

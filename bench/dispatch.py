@@ -1,0 +1,424 @@
+"""Delivery throughput: the worker against the SMTP catcher and a fake rate-limited chat provider.
+
+Prints one JSON line with, measured in one run:
+- ``email``: N e-mails through the real worker process (``python -m portal.notifications.worker``)
+  to the sandbox's SMTP catcher: throughput, enqueue-to-sent p50/p95, worker peak RSS.
+- ``latency_bound``: DMs to a fake chat API that answers after 50 ms with no limit, sent by the
+  dispatcher, as a ratio to a plain sequential loop doing the same sends (target ≥ 10×).
+- ``rate_bound``: DMs to the same API enforcing R requests per second (429 + Retry-After past
+  it): throughput as a fraction of R (target ≥ 0.9) and the share of calls answered 429
+  (target < 1 %).
+
+The chat parts run the dispatcher in this process (the same code the worker runs), because the
+fake provider is registered here; the e-mail part runs the real worker process.
+
+    .venv/bin/python bench/dispatch.py [--emails 10000] [--dms 1000] [--rate 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+from flask_migrate import upgrade  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
+from werkzeug.security import generate_password_hash  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.wrappers import Request, Response  # noqa: E402
+
+import demodata  # noqa: E402
+from portal import create_app  # noqa: E402
+from portal.accounts.models import Organization, User  # noqa: E402
+from portal.config import sandbox_urls  # noqa: E402
+from portal.database import utcnow  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.integrations.models import (  # noqa: E402
+    AccountLink,
+    ChatAccount,
+    Integration,
+    IntegrationState,
+    LinkMethod,
+)
+from portal.integrations.providers.base import (  # noqa: E402
+    ChatProvider,
+    DeliveryResult,
+    Message,
+    PacingBudget,
+    ProviderRateLimited,
+    TemporaryProviderError,
+)
+from portal.integrations.registry import providers  # noqa: E402
+from portal.notifications import dispatcher  # noqa: E402
+from portal.notifications.models import Channel, Delivery, DeliveryState, Notification  # noqa: E402
+from sandbox.testing import run_sandbox  # noqa: E402
+
+KEY = "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMtb2s="
+MEMBERS = 1000
+
+
+class FakeChatAPI:
+    """A chat API: answers after ``latency`` seconds; past ``limit`` calls in any second, 429."""
+
+    def __init__(self, latency: float, limit: float | None) -> None:
+        self.latency = latency
+        self.limit = limit
+        self.calls = 0
+        self.limited = 0
+        self.accepted: deque[float] = deque()
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        Request(environ).get_data()
+        now = time.monotonic()
+        with self.lock:
+            self.calls += 1
+            while self.accepted and now - self.accepted[0] >= 1.0:
+                self.accepted.popleft()
+            if self.limit is not None and len(self.accepted) >= self.limit:
+                self.limited += 1
+                wait = 1.0 - (now - self.accepted[0])
+                response = Response("{}", 429, {"Retry-After": f"{wait:.3f}"})
+                return response(environ, start_response)
+            self.accepted.append(now)
+        time.sleep(self.latency)
+        return Response('{"id": "m"}', 200, mimetype="application/json")(environ, start_response)
+
+
+class BenchProvider(ChatProvider):
+    """The provider interface over the fake API: the same seam Slack, Chatwork and Teams use."""
+
+    key = "teams"  # a real channel; the fake stands in for it in this process only
+    name = "Fake chat"
+
+    def __init__(self, url: str, rate: float) -> None:
+        self.url = url
+        self.rate = rate
+        self.session = requests.Session()
+
+    def client(self, integration: Integration) -> Any:
+        return self
+
+    def pacing(self, integration: Integration) -> PacingBudget:
+        return PacingBudget(f"bench:{integration.external_id}", self.rate, 1)
+
+    def send_direct_message(self, account: ChatAccount, message: Message) -> DeliveryResult:
+        response = self.session.post(
+            self.url, json={"to": account.external_id, "text": message.title}, timeout=10
+        )
+        if response.status_code == 429:
+            raise ProviderRateLimited("429", retry_after=float(response.headers["Retry-After"]))
+        if response.status_code >= 500:
+            raise TemporaryProviderError(
+                str(response.status_code), code=f"http_{response.status_code}"
+            )
+        return DeliveryResult(provider_message_id=response.json()["id"])
+
+
+def serve(app: Any) -> tuple[str, Any]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/", server
+
+
+def build(database_url: str, smtp_port: int, extra: dict[str, Any]) -> Any:
+    app = create_app(
+        {
+            "ENV_NAME": "testing",
+            "SECRET_KEY": "bench",
+            "PORTAL_ENCRYPTION_KEYS": KEY,
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+            "DELIVERY_AUTOWAKE": False,
+            **extra,
+        }
+    )
+    with app.app_context():
+        upgrade()
+        organization = Organization(slug="bench", name="ベンチ株式会社")
+        db.session.add(organization)
+        db.session.flush()
+        password = generate_password_hash("x", method="pbkdf2:sha256:1000")
+        db.session.execute(
+            insert(User),
+            [
+                {
+                    "organization_id": organization.id,
+                    "email": p.email,
+                    "name": p.name,
+                    "role": "member",
+                    "password_hash": password,
+                    "is_active": True,
+                    "created_at": utcnow(),
+                }
+                for p in demodata.members(MEMBERS, "bench.example")
+            ],
+        )
+        db.session.commit()
+    return app
+
+
+def queue(
+    app: Any, count: int, channel: Channel, links: dict[int, tuple[int, int]] | None = None
+) -> None:
+    with app.app_context():
+        organization_id = db.session.scalar(select(Organization.id))
+        users = db.session.scalars(select(User.id).order_by(User.id)).all()
+        now = utcnow()
+        ids = (
+            db.session.execute(
+                insert(Notification).returning(Notification.id),
+                [
+                    {
+                        "organization_id": organization_id,
+                        "recipient_id": users[n % len(users)],
+                        "title": f"通知 {n}",
+                        "body": "本文",
+                        "created_at": now,
+                        "sensitive": False,
+                    }
+                    for n in range(count)
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        rows = []
+        for n, notification_id in enumerate(ids):
+            user = users[n % len(users)]
+            integration_id, account_id = (links or {}).get(user, (None, None))
+            rows.append(
+                {
+                    "notification_id": notification_id,
+                    "organization_id": organization_id,
+                    "channel": channel,
+                    "integration_id": integration_id,
+                    "chat_account_id": account_id,
+                    "state": DeliveryState.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        db.session.execute(insert(Delivery), rows)
+        db.session.commit()
+
+
+def link_everyone(app: Any) -> dict[int, tuple[int, int]]:
+    with app.app_context():
+        organization_id = db.session.scalar(select(Organization.id))
+        integration = Integration(
+            organization_id=organization_id,
+            provider="teams",
+            state=IntegrationState.CONNECTED,
+            external_id="bench-tenant",
+        )
+        db.session.add(integration)
+        db.session.flush()
+        users = db.session.scalars(select(User).order_by(User.id)).all()
+        accounts = (
+            db.session.execute(
+                insert(ChatAccount).returning(ChatAccount.id),
+                [
+                    {
+                        "organization_id": organization_id,
+                        "integration_id": integration.id,
+                        "external_id": f"29:{u.id}",
+                        "name": u.name,
+                        "email": u.email,
+                        "extra": {},
+                        "is_active": True,
+                        "synced_at": utcnow(),
+                    }
+                    for u in users
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        db.session.execute(
+            insert(AccountLink),
+            [
+                {
+                    "organization_id": organization_id,
+                    "integration_id": integration.id,
+                    "user_id": u.id,
+                    "chat_account_id": a,
+                    "method": LinkMethod.MANUAL,
+                    "created_at": utcnow(),
+                }
+                for u, a in zip(users, accounts, strict=True)
+            ],
+        )
+        db.session.commit()
+        return {u.id: (integration.id, a) for u, a in zip(users, accounts, strict=True)}
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def sent_stats(app: Any) -> tuple[int, list[float]]:
+    with app.app_context():
+        rows = db.session.execute(
+            select(Notification.created_at, Delivery.sent_at)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .where(Delivery.state == DeliveryState.SENT)
+        ).all()
+        return len(rows), [(sent - created).total_seconds() for created, sent in rows]
+
+
+def email_part(tmp: Path, count: int, box: Any) -> dict[str, Any]:
+    database = f"sqlite:///{tmp / 'email.sqlite3'}"
+    app = build(database, box.smtp_port, {})
+    queue(app, count, Channel.EMAIL)
+    env = {
+        **os.environ,
+        "PORTAL_ENV": "development",
+        "DATABASE_URL": database,
+        "SECRET_KEY": "bench",
+        "PORTAL_ENCRYPTION_KEYS": KEY,
+        "SMTP_URL": f"smtp://127.0.0.1:{box.smtp_port}",
+        "HUEY_SQLITE_PATH": str(tmp / "huey.sqlite3"),
+        "DELIVERY_CONCURRENCY": "8",
+        "PORTAL_INSTANCE_PATH": str(tmp / "instance"),
+        **sandbox_urls(box.http_url, box.https_url),
+    }
+    env.pop("REDIS_URL", None)
+    started = time.monotonic()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "portal.notifications.worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    peak_kb = 0
+    try:
+        while True:
+            status = Path(f"/proc/{worker.pid}/status").read_text()
+            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
+            sent, _ = sent_stats(app)
+            if sent >= count:
+                break
+            if time.monotonic() - started > 900:
+                raise SystemExit("e-mail part did not finish in 15 minutes")
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    sent, latencies = sent_stats(app)
+    return {
+        "sent": sent,
+        "seconds": round(elapsed, 2),
+        "per_second": round(sent / elapsed, 1),
+        "enqueue_to_sent_p50_s": round(percentile(latencies, 50), 2),
+        "enqueue_to_sent_p95_s": round(percentile(latencies, 95), 2),
+        "worker_peak_rss_mb": round(peak_kb / 1024, 1),
+        "caught_by_smtp": box.state.mail.received,
+    }
+
+
+def chat_part(
+    tmp: Path,
+    name: str,
+    count: int,
+    latency: float,
+    limit: float | None,
+    concurrency: int,
+    box: Any,
+) -> dict[str, Any]:
+    api = FakeChatAPI(latency, limit)
+    url, server = serve(api)
+    budget = limit * 0.95 if limit else 10_000.0  # pace just under the provider's limit
+    providers._providers["teams"] = BenchProvider(url, budget)
+    app = build(
+        f"sqlite:///{tmp / (name + '.sqlite3')}",
+        box.smtp_port,
+        {"DELIVERY_CONCURRENCY": concurrency},
+    )
+    queue(app, count, Channel.TEAMS, link_everyone(app))
+    started = time.monotonic()
+    with app.app_context():
+        while True:
+            dispatcher.run_due()
+            sent, _ = sent_stats(app)
+            if sent >= count:
+                break
+            time.sleep(0.05)
+    elapsed = time.monotonic() - started
+    server.shutdown()
+    return {
+        "sent": count,
+        "seconds": round(elapsed, 2),
+        "per_second": round(count / elapsed, 2),
+        "calls": api.calls,
+        "answered_429": api.limited,
+    }
+
+
+def sequential_baseline(count: int, latency: float) -> float:
+    api = FakeChatAPI(latency, None)
+    url, server = serve(api)
+    session = requests.Session()
+    started = time.monotonic()
+    for n in range(count):
+        session.post(url, json={"to": n, "text": "x"}, timeout=10)
+    elapsed = time.monotonic() - started
+    server.shutdown()
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--emails", type=int, default=10_000)
+    parser.add_argument("--dms", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50.0, help="fake provider limit, requests/s")
+    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder, run_sandbox(Path(folder) / "sandbox") as box:
+        tmp = Path(folder)
+        email = email_part(tmp, args.emails, box)
+        latency = chat_part(tmp, "latency", args.dms, args.latency, None, args.concurrency, box)
+        sequential = sequential_baseline(args.dms, args.latency)
+        rate = chat_part(tmp, "rate", args.dms, args.latency, args.rate, args.concurrency, box)
+    figures = {
+        "email": email,
+        "latency_bound": {
+            **latency,
+            "sequential_per_second": round(sequential, 2),
+            "ratio_to_sequential": round(latency["per_second"] / sequential, 1),
+        },
+        "rate_bound": {
+            **rate,
+            "limit_per_second": args.rate,
+            "fraction_of_limit": round(rate["per_second"] / args.rate, 3),
+            "share_429": round(rate["answered_429"] / max(1, rate["calls"]), 4),
+        },
+    }
+    figures["targets_met"] = (
+        figures["latency_bound"]["ratio_to_sequential"] >= 10
+        and figures["rate_bound"]["fraction_of_limit"] >= 0.9
+        and figures["rate_bound"]["share_429"] < 0.01
+    )
+    print(json.dumps(figures, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Directory sync: copy a provider's people into ChatAccount, in the background, with progress.
+
+``start_sync`` writes a :class:`DirectorySync` row, commits, then enqueues the huey task; the
+task (``run_sync``) reads the provider page by page (``ChatClient.iter_directory``), upserts the
+accounts in bulk and updates the row after every page, which the page polls (HTMX). Accounts
+that left the directory are marked inactive, never deleted: their links and history stay.
+Once an admin has confirmed e-mail auto-linking, every later sync links new matches too.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from ..database import utcnow
+from ..extensions import db
+from ..tasks import task
+from .models import ChatAccount, DirectorySync, Integration, IntegrationState, SyncState
+from .providers.base import DirectoryEntry, ProviderAuthError, ProviderError
+from .registry import providers
+
+log = logging.getLogger("portal.integrations.directory")
+
+#: A queued/running sync whose row has not moved for this long was lost with its worker.
+STALE_AFTER = timedelta(minutes=10)
+
+
+def latest_sync(integration: Integration) -> DirectorySync | None:
+    """The integration's most recent sync run."""
+    return db.session.scalar(
+        select(DirectorySync)
+        .where(DirectorySync.integration_id == integration.id)
+        .order_by(DirectorySync.id.desc())
+        .limit(1)
+    )
+
+
+def start_sync(integration: Integration, actor_id: int | None) -> DirectorySync:
+    """Queue a sync (or return the one already queued/running); commits, then enqueues."""
+    current = latest_sync(integration)
+    if current is not None and current.active:
+        if current.updated_at > utcnow() - STALE_AFTER:
+            return current
+        # A worker died mid-sync (huey drops a running task on a hard kill): start over.
+        _finish(current, SyncState.FAILED, "interrupted")
+    run = DirectorySync(
+        organization_id=integration.organization_id,
+        integration_id=integration.id,
+        started_by_id=actor_id,
+    )
+    db.session.add(run)
+    db.session.commit()
+    sync_directory_task(run.id)
+    return run
+
+
+@task()
+def sync_directory_task(run_id: int) -> None:
+    """huey entry point: run the sync in the worker (inline in tests)."""
+    run_sync(run_id)
+
+
+def run_sync(run_id: int) -> DirectorySync | None:
+    """Read the whole directory into ChatAccount, committing progress after every page."""
+    run = db.session.get(DirectorySync, run_id)
+    if run is None or not run.active:
+        return run
+    integration = db.session.get(Integration, run.integration_id)
+    provider = providers.get(integration.provider) if integration else None
+    if integration is None or provider is None or integration.state != IntegrationState.CONNECTED:
+        _finish(run, SyncState.FAILED, "not_connected")
+        return run
+    run.state = SyncState.RUNNING
+    db.session.commit()
+    seen: set[str] = set()
+    existing = _existing_accounts(integration.id)
+    try:
+        for page in provider.client(integration).iter_directory():
+            _store_page(integration, page, existing)
+            seen.update(entry.external_id for entry in page)
+            run.pages += 1
+            run.fetched = len(seen)
+            db.session.commit()
+    except ProviderError as problem:
+        db.session.rollback()
+        from .health import alert_admins, mark_needs_reconnect  # health imports templating
+
+        dead_token = isinstance(problem, ProviderAuthError)
+        if dead_token:
+            mark_needs_reconnect(integration, problem.code)
+        _finish(run, SyncState.FAILED, problem.code)
+        if dead_token:
+            alert_admins(integration.id)
+        return run
+    gone = [
+        account_id for external_id, (account_id, _) in existing.items() if external_id not in seen
+    ]
+    if gone:
+        db.session.execute(
+            update(ChatAccount)
+            .where(ChatAccount.id.in_(gone), ChatAccount.is_active.is_(True))
+            .values(is_active=False, synced_at=utcnow())
+        )
+    run.deactivated = len(gone)
+    if (integration.config or {}).get("auto_link"):
+        from .linking import apply_email_matches
+
+        run.auto_linked = apply_email_matches(integration, actor=None, commit=False)
+    _finish(run, SyncState.DONE, None)
+    return run
+
+
+def _existing_accounts(integration_id: int) -> dict[str, tuple[int, bool]]:
+    """external id → (account id, still active after this run); starts as "not seen"."""
+    rows = db.session.execute(
+        select(ChatAccount.external_id, ChatAccount.id).where(
+            ChatAccount.integration_id == integration_id
+        )
+    )
+    return {external_id: (account_id, False) for external_id, account_id in rows}
+
+
+def _store_page(
+    integration: Integration, page: list[DirectoryEntry], existing: dict[str, tuple[int, bool]]
+) -> None:
+    """Insert new accounts and refresh known ones, a page at a time (bulk statements)."""
+    now = utcnow()
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for entry in page:
+        values = {
+            "name": entry.name,
+            "email": entry.email,
+            "is_active": True,
+            "synced_at": now,
+        }
+        known = existing.get(entry.external_id)
+        if known is None:
+            new.append(
+                {
+                    "organization_id": integration.organization_id,
+                    "integration_id": integration.id,
+                    "external_id": entry.external_id,
+                    "extra": dict(entry.extra),
+                    **values,
+                }
+            )
+        else:
+            changed.append({"id": known[0], **values})
+            existing[entry.external_id] = (known[0], True)
+    if new:
+        db.session.execute(insert(ChatAccount), new)
+    if changed:
+        db.session.execute(update(ChatAccount), changed)
+
+
+def _finish(run: DirectorySync, state: SyncState, error: str | None) -> None:
+    run.state = state
+    run.error = error
+    run.finished_at = utcnow()
+    db.session.commit()

@@ -1,0 +1,368 @@
+"""The setup wizard engine: a provider's steps, run as data over one ``SetupSession`` row.
+
+A provider describes its wizard as a list of :class:`Step` objects (``setup_steps()``), e.g.
+Slack's ``[OAuthAuthorizeStep(spec), OAuthCallbackStep(spec)]`` or, for Chatwork,
+``[ClientCredentialsStep(), OAuthAuthorizeStep(spec), OAuthCallbackStep(spec)]``. The engine:
+
+- keeps the wizard's state server-side in ``SetupSession`` (encrypted ``data``, the step index,
+  a *signature* of the step list so a deploy that changes the steps restarts the wizard cleanly,
+  10 minutes to live); the Flask session only names the row;
+- binds it to the organization, the user, the provider and the browser session that started it;
+- runs one step per request: ``step.get(pipeline)`` renders it, ``step.post(pipeline, form)``
+  answers a :class:`StepResult` — :func:`advance`, :func:`error` or :func:`render`;
+- calls ``provider.build_connection(data)`` and ``services.save_connection`` when the last step
+  advances, in one transaction, then ``provider.after_connect``.
+
+Steps flagged ``auto = True`` run as soon as the wizard reaches them (the OAuth redirect), so a
+form step followed by the authorize step sends the browser straight to the provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from flask import flash, redirect, render_template, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel.speaklater import LazyString
+from sqlalchemy import delete, update
+
+from ..accounts.models import Organization, User
+from ..auth.sessions import current_hash
+from ..crypto import StoredSecret
+from ..database import utcnow
+from ..extensions import db
+from .models import SetupSession
+
+if TYPE_CHECKING:
+    from .providers.base import ChatProvider
+
+log = logging.getLogger("portal.integrations.setup")
+
+#: How long a wizard (and so an OAuth ``state``) lives: RFC 6749's code lifetime, slack_sdk's
+#: state expiry (reliability.md OA-05).
+SETUP_TTL = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step's ``post`` decided: build it with :func:`advance`, :func:`error` or
+    :func:`render`."""
+
+    action: Literal["advance", "error", "render"]
+    message: str = ""
+    status: int | None = 400
+    response: ResponseReturnValue | None = None
+
+
+def advance() -> StepResult:
+    """The step is done: go to the next one (or finish the wizard)."""
+    return StepResult("advance")
+
+
+def error(message: str, status: int | None = 400) -> StepResult:
+    """End the wizard with ``message``: an error page with ``status``, or (``status=None``) a
+    flash on the provider page — for an ordinary outcome such as the admin pressing キャンセル."""
+    return StepResult("error", message=message, status=status)
+
+
+def render(response: ResponseReturnValue) -> StepResult:
+    """Answer with ``response`` and stay on this step (a redirect, a form with errors: 422)."""
+    return StepResult("render", response=response)
+
+
+class Step(Protocol):
+    """One wizard step. ``name`` is a slug used in URLs and template names."""
+
+    name: str
+    title: str | LazyString
+    #: Run on arrival, without waiting for the browser (e.g. the redirect to the provider).
+    auto: bool
+
+    def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
+        """Render the step (usually ``pipeline.render_step()``)."""
+        ...
+
+    def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
+        """Handle the step's input: a form, or for an OAuth callback its query string."""
+        ...
+
+
+class SetupError(Exception):
+    """The collected data cannot become a connection; the message is shown to the admin."""
+
+
+class CallbackRejected(Exception):
+    """An OAuth callback that does not belong to a live wizard of this browser (OA-01…OA-08)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def hash_state(token: str) -> str:
+    """The key a ``state`` value is stored under: only its SHA-256 is ever written."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def steps_signature(steps: Sequence[Step]) -> str:
+    """A fingerprint of the step list (classes and names), as Sentry's pipeline signature."""
+    names = "|".join(f"{type(s).__module__}.{type(s).__qualname__}:{s.name}" for s in steps)
+    return hashlib.sha256(names.encode()).hexdigest()
+
+
+def _session_key(provider_key: str) -> str:
+    return f"setup:{provider_key}"
+
+
+class SetupPipeline:
+    """One run of a provider's wizard for the signed-in admin."""
+
+    def __init__(self, provider: ChatProvider, record: SetupSession) -> None:
+        self.provider = provider
+        self.record = record
+        self.steps = provider.setup_steps()
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, provider: ChatProvider, organization: Organization, user: User) -> SetupPipeline:
+        """Begin a fresh wizard, dropping this user's unfinished one for the provider."""
+        db.session.execute(
+            delete(SetupSession).where(
+                SetupSession.organization_id == organization.id,
+                SetupSession.user_id == user.id,
+                SetupSession.provider == provider.key,
+            )
+        )
+        token = secrets.token_urlsafe(32)
+        record = SetupSession(
+            state_hash=hash_state(token),
+            organization_id=organization.id,
+            user_id=user.id,
+            browser_session=current_hash() or "",
+            provider=provider.key,
+            step_index=0,
+            signature=steps_signature(provider.setup_steps()),
+            data={},
+            expires_at=utcnow() + SETUP_TTL,
+        )
+        db.session.add(record)
+        session[_session_key(provider.key)] = record.state_hash
+        return cls(provider, record)
+
+    @classmethod
+    def resume(
+        cls, provider: ChatProvider, organization: Organization, user: User
+    ) -> SetupPipeline | None:
+        """The wizard this browser has in progress for ``provider``, if still valid."""
+        state_hash = session.get(_session_key(provider.key))
+        record = db.session.get(SetupSession, state_hash) if state_hash else None
+        if (
+            record is None
+            or record.consumed_at is not None
+            or record.expires_at <= utcnow()
+            or record.provider != provider.key
+            or record.organization_id != organization.id
+            or record.user_id != user.id
+            or record.browser_session != (current_hash() or "")
+        ):
+            return None
+        pipeline = cls(provider, record)
+        return pipeline if record.signature == steps_signature(pipeline.steps) else None
+
+    @classmethod
+    def from_callback(
+        cls, provider: ChatProvider, state: str | None, organization: Organization, user: User
+    ) -> SetupPipeline:
+        """Load and consume the wizard a provider's redirect names; raise :class:`CallbackRejected`.
+
+        Every check of reliability.md OA-01…OA-08 happens here, before any token request:
+        the state must exist, be unused and unexpired, belong to this provider's redirect URI
+        (mix-up defence), this browser session, this user and this organization. It is consumed
+        with a compare-and-set, so two concurrent replays cannot both pass.
+        """
+        if not state or len(state) > 200:
+            raise CallbackRejected(_("The response from the provider had no valid state."))
+        record = db.session.get(SetupSession, hash_state(state))
+        if record is None:
+            raise CallbackRejected(_("This setup link is unknown or was already used."))
+        problem = None
+        if record.consumed_at is not None:
+            problem = _("This setup link is unknown or was already used.")
+        elif record.expires_at <= utcnow():
+            problem = _("The setup took too long and expired. Please start again.")
+        elif record.provider != provider.key:
+            problem = _("The response arrived for a different chat tool than the one you started.")
+        elif record.browser_session != (current_hash() or "") or record.user_id != user.id:
+            problem = _("This setup was started in another browser session.")
+        elif record.organization_id != organization.id:
+            problem = _("This setup was started for another organization.")
+        if problem:
+            log.warning(
+                "oauth callback rejected: provider=%s reason=%s user=%s",
+                provider.key,
+                problem,
+                user.id,
+            )
+            raise CallbackRejected(problem)
+        claimed = db.session.execute(
+            update(SetupSession)
+            .where(SetupSession.state_hash == record.state_hash, SetupSession.consumed_at.is_(None))
+            .values(consumed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            raise CallbackRejected(_("This setup link is unknown or was already used."))
+        db.session.refresh(record)
+        pipeline = cls(provider, record)
+        if record.signature != steps_signature(pipeline.steps):
+            raise CallbackRejected(_("The setup steps changed meanwhile. Please start again."))
+        return pipeline
+
+    def issue_state(self) -> str:
+        """A new ≥256-bit OAuth ``state`` for this wizard; only its hash is stored.
+
+        Re-keying the row on every authorize step keeps each ``state`` single use even when an
+        admin comes back to the same wizard.
+        """
+        token = secrets.token_urlsafe(32)
+        self.record.state_hash = hash_state(token)
+        self.record.expires_at = utcnow() + SETUP_TTL
+        session[_session_key(self.provider.key)] = self.record.state_hash
+        return token
+
+    # --- data -------------------------------------------------------------------------------
+
+    def bind(self, key: str, value: Any) -> None:
+        """Remember ``value`` for later steps (stored encrypted)."""
+        self.record.data = {**self.data, key: value}
+
+    def fetch(self, key: str, default: Any = None) -> Any:
+        """A value bound by an earlier step."""
+        return self.data.get(key, default)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """Everything bound so far (decrypted on first use after loading)."""
+        value = self.record.data
+        if isinstance(value, StoredSecret):
+            value = value.reveal()
+            self.record.data = value
+        return dict(value or {})
+
+    @property
+    def step(self) -> Step:
+        """The step the wizard is on."""
+        return self.steps[min(self.record.step_index, len(self.steps) - 1)]
+
+    # --- running ----------------------------------------------------------------------------
+
+    def current(self) -> ResponseReturnValue:
+        """Render the current step."""
+        return self.step.get(self)
+
+    def handle(self, form: Mapping[str, str]) -> ResponseReturnValue:
+        """Give ``form`` to the current step and act on its result."""
+        result = self.step.post(self, form)
+        if result.action == "advance":
+            return self.advance()
+        if result.action == "error":
+            return self.fail(result.message, result.status)
+        db.session.commit()
+        assert result.response is not None
+        return result.response
+
+    def advance(self) -> ResponseReturnValue:
+        """Move to the next step; past the last one, finish."""
+        self.record.step_index += 1
+        if self.record.step_index >= len(self.steps):
+            return self.finish()
+        if self.step.auto:
+            return self.handle({})
+        db.session.commit()
+        return redirect(url_for("integrations.provider", provider=self.provider.key))
+
+    def fail(self, message: str, status: int | None = 400) -> ResponseReturnValue:
+        """End the wizard: nothing is stored but the consumed setup row and its message."""
+        db.session.rollback()
+        record = db.session.get(SetupSession, self.record.state_hash)
+        if record is not None:
+            record.consumed_at = record.consumed_at or utcnow()
+            record.error = message[:1000]
+        db.session.commit()
+        session.pop(_session_key(self.provider.key), None)
+        log.info("setup ended: provider=%s message=%s", self.provider.key, message)
+        if status is None:
+            flash(message, "error")
+            return redirect(url_for("integrations.provider", provider=self.provider.key))
+        return render_setup_error(self.provider, message, status)
+
+    def finish(self) -> ResponseReturnValue:
+        """Store the connection and its audit entry in one transaction, then run after_connect."""
+        from . import services
+
+        try:
+            connection = self.provider.build_connection(self.data)
+            organization = db.session.get(Organization, self.record.organization_id)
+            user = db.session.get(User, self.record.user_id)
+            assert organization is not None and user is not None
+            integration = services.save_connection(self.provider, organization, user, connection)
+        except SetupError as problem:
+            return self.fail(str(problem))
+        db.session.execute(
+            delete(SetupSession).where(SetupSession.state_hash == self.record.state_hash)
+        )
+        db.session.commit()
+        session.pop(_session_key(self.provider.key), None)
+        self.provider.after_connect(integration, user.id)
+        flash(_("%(provider)s is connected.", provider=self.provider.name), "success")
+        return redirect(url_for("integrations.provider", provider=self.provider.key))
+
+    def render_step(self, **context: Any) -> str:
+        """The wizard page (or its ``#setup-wizard`` region) showing the current step.
+
+        The step partial is ``integrations/providers/<key>/_step_<name>.html`` when the provider
+        has one, else ``integrations/setup/_step_<name>.html``.
+        """
+        return render_wizard(self.provider, self.steps, self.record.step_index, **context)
+
+
+def render_wizard(
+    provider: ChatProvider, steps: Sequence[Step], index: int = 0, **context: Any
+) -> str:
+    """Render a wizard page for ``steps`` at ``index`` (used before a pipeline exists, too)."""
+    from ..htmx import is_partial_request
+
+    step = steps[min(index, len(steps) - 1)]
+    template = (
+        "integrations/setup/_wizard.html"
+        if is_partial_request()
+        else ("integrations/setup/wizard.html")
+    )
+    return render_template(
+        template,
+        provider=provider,
+        steps=steps,
+        index=index,
+        step=step,
+        step_templates=[
+            f"integrations/providers/{provider.key}/_step_{step.name}.html",
+            f"integrations/setup/_step_{step.name}.html",
+        ],
+        **context,
+    )
+
+
+def render_setup_error(provider: ChatProvider, message: str, status: int) -> ResponseReturnValue:
+    """A clear full page for a failed setup, with a way back to the provider page."""
+    response = render_template("integrations/setup/error.html", provider=provider, message=message)
+    return response, status

@@ -1,0 +1,177 @@
+"""The generic OAuth 2.0 steps every provider's wizard reuses: authorize and callback.
+
+A provider declares an :class:`OAuthSpec` and implements :meth:`OAuthExchanger.exchange_code`
+(Slack with slack_sdk, Chatwork with requests-oauthlib, …); the steps do the rest:
+
+- :class:`OAuthAuthorizeStep` issues a fresh ``state`` (``secrets.token_urlsafe(32)``, 256 bits,
+  stored hashed), a PKCE S256 verifier when the provider supports it, and sends the browser to
+  the provider — a top-level navigation (``HX-Redirect`` when HTMX asked).
+- :class:`OAuthCallbackStep` handles the provider's answer after the engine has checked and
+  consumed the state (``SetupPipeline.from_callback``): a refusal ends the wizard with a clear
+  message, a code is exchanged at the token endpoint with the same ``redirect_uri`` and the
+  verifier, and the token response is bound as ``"token"``.
+
+Mix-up defence (RFC 9700 §4.4.2): each provider has its own redirect URI,
+``PUBLIC_BASE_URL + /<key>/oauth/callback``, and the state record remembers which provider it
+was issued for; a state arriving on another provider's URI is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from flask import current_app, redirect
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+from werkzeug.wrappers import Response
+
+from ...extensions import htmx
+from ..pipeline import SetupPipeline, StepResult, advance, error, render
+from .base import ProviderError
+
+
+@dataclass(frozen=True)
+class OAuthSpec:
+    """Where and how a provider authorizes: config key of the authorize URL, scopes, PKCE."""
+
+    provider_key: str
+    authorize_url_setting: str
+    scopes: tuple[str, ...]
+    client_id_setting: str
+    pkce: bool = True
+    #: How scopes are joined in the URL (Slack: comma; RFC 6749: space).
+    scope_separator: str = " "
+    #: Issuer to compare with an ``iss`` response parameter (RFC 9207), when the provider has one.
+    issuer: str | None = None
+    extra_params: Mapping[str, str] = field(default_factory=dict)
+
+    def redirect_uri(self) -> str:
+        """The one exact redirect URI registered for this provider."""
+        base = str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
+        return f"{base}/{self.provider_key}/oauth/callback"
+
+
+class OAuthExchanger(Protocol):
+    """What a provider implements for the callback step."""
+
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> dict[str, Any]:
+        """Swap the code for tokens; raise :class:`ProviderError` when the provider refuses."""
+        ...
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE verifier (86 characters) and its S256 challenge (RFC 7636 §4.1–4.2)."""
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def top_level_redirect(url: str) -> Response:
+    """Leave the portal: a 302, or ``HX-Redirect`` so HTMX does a full navigation."""
+    if htmx:
+        response = Response("", status=204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+class OAuthAuthorizeStep:
+    """Send the browser to the provider's consent page with state (and PKCE)."""
+
+    auto = True
+
+    def __init__(
+        self, spec: OAuthSpec, title: str | LazyString | None = None, name: str = "authorize"
+    ) -> None:
+        self.spec = spec
+        self.title = title or _l("Allow access")
+        #: Also the last segment of the step's URL (Slack: ``…/slack/install``).
+        self.name = name
+
+    def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
+        """Nothing to show: the wizard page's button posts here."""
+        return pipeline.render_step()
+
+    def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
+        """Issue state (+ verifier), remember the redirect URI, redirect to the provider."""
+        config = current_app.config
+        client_id = config.get(self.spec.client_id_setting)
+        if not client_id:
+            return error(_("This chat tool is not configured on this server."), 503)
+        redirect_uri = self.spec.redirect_uri()
+        params: dict[str, str] = {
+            "client_id": str(client_id),
+            "scope": self.spec.scope_separator.join(self.spec.scopes),
+            "redirect_uri": redirect_uri,
+            "state": pipeline.issue_state(),
+            **self.spec.extra_params,
+        }
+        if self.spec.pkce:
+            verifier, challenge = pkce_pair()
+            pipeline.bind("code_verifier", verifier)
+            params.update(code_challenge=challenge, code_challenge_method="S256")
+        pipeline.bind("redirect_uri", redirect_uri)
+        url = str(config[self.spec.authorize_url_setting])
+        separator = "&" if "?" in url else "?"
+        pipeline.record.step_index += 1  # the next request is the callback
+        return render(top_level_redirect(f"{url}{separator}{urlencode(params)}"))
+
+
+class OAuthCallbackStep:
+    """Handle the provider's redirect: refusal, or code → tokens (bound as ``"token"``)."""
+
+    name = "callback"
+    auto = False
+
+    def __init__(
+        self, spec: OAuthSpec, exchanger: OAuthExchanger, title: str | LazyString | None = None
+    ) -> None:
+        self.spec = spec
+        self.exchanger = exchanger
+        self.title = title or _l("Finish the connection")
+
+    def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
+        """Reached only through the callback URL; show the wizard meanwhile."""
+        return pipeline.render_step()
+
+    def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
+        """``form`` is the callback's query string."""
+        issuer = form.get("iss")
+        if issuer is not None and issuer != self.spec.issuer:
+            # RFC 9207: an authorization response from another server than the one we asked.
+            return error(_("The response came from an unexpected server."))
+        if form.get("error"):
+            if form["error"] == "access_denied":
+                return error(_("The connection was cancelled on the chat tool's page."), None)
+            return error(
+                _("The chat tool refused the connection (%(code)s).", code=form["error"][:64])
+            )
+        code = form.get("code")
+        if not code or len(code) > 512:
+            return error(_("The response from the provider had no authorization code."))
+        try:
+            token = self.exchanger.exchange_code(
+                code=code,
+                redirect_uri=str(pipeline.fetch("redirect_uri") or self.spec.redirect_uri()),
+                code_verifier=pipeline.fetch("code_verifier"),
+            )
+        except ProviderError as problem:
+            return error(
+                _(
+                    "The chat tool did not accept the connection (%(code)s). Please start again.",
+                    code=problem.code,
+                ),
+                502,
+            )
+        pipeline.bind("token", token)
+        return advance()

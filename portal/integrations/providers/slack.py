@@ -1,0 +1,428 @@
+"""Slack: "Add to Slack" (OAuth v2), the workspace directory, DMs and uninstall events.
+
+App setup at api.slack.com/apps (one app for the whole service):
+- OAuth & Permissions → Redirect URL: exactly ``PUBLIC_BASE_URL + /slack/oauth/callback``.
+- Bot token scopes: ``users:read``, ``users:read.email`` (e-mail matching), ``im:write`` and
+  ``chat:write`` (DMs), ``incoming-webhook`` — only so Slack shows the channel picker of the
+  vendor's step 2; nothing is ever posted to that channel.
+- Event Subscriptions → Request URL ``PUBLIC_BASE_URL + /slack/events``; bot events
+  ``app_uninstalled`` and ``tokens_revoked``. Token Rotation may be on (refreshed 2 h early).
+- Manage Distribution → public distribution, so customers' workspaces can install it.
+Settings: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET, SLACK_API_URL,
+SLACK_AUTHORIZE_URL (and PROVIDER_CA_BUNDLE for the sandbox only).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import urllib.error
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.web import SlackResponse
+
+from ...crypto import SecretUnavailable
+from ...database import utcnow
+from ...extensions import db
+from ..models import ChatAccount, Integration
+from ..pipeline import SetupError, Step
+from ..registry import providers
+from .base import (
+    ChatProvider,
+    ConnectionData,
+    DeliveryResult,
+    DirectoryEntry,
+    Message,
+    PacingBudget,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    RecipientNotFound,
+    TemporaryProviderError,
+)
+from .oauth import OAuthAuthorizeStep, OAuthCallbackStep, OAuthSpec
+
+log = logging.getLogger("portal.integrations.slack")
+
+#: Only what DMs and e-mail matching need, plus the channel picker (see the header).
+SCOPES = ("users:read", "users:read.email", "im:write", "chat:write", "incoming-webhook")
+#: users.list page size: Slack's maximum; 10,000 people are 10 calls (Tier 2: 20 per minute).
+PAGE_SIZE = 1000
+#: Refresh a rotating token this long before it expires (slack_sdk's TokenRotator default).
+REFRESH_MARGIN = timedelta(minutes=120)
+
+AUTH_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope",
+     "no_permission", "invalid_refresh_token"}
+)  # fmt: skip
+RECIPIENT_ERRORS = frozenset(
+    {"user_not_found", "users_not_found", "user_disabled", "channel_not_found", "cannot_dm_bot",
+     "is_archived", "user_not_visible"}
+)  # fmt: skip
+TEMPORARY_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout",
+     "team_added_to_org", "ratelimited"}
+)  # fmt: skip
+BUTTON_LABELS = {"ja": "詳細を開く", "en": "Open"}
+
+SLACK_SPEC = OAuthSpec(
+    provider_key="slack",
+    authorize_url_setting="SLACK_AUTHORIZE_URL",
+    client_id_setting="SLACK_CLIENT_ID",
+    scopes=SCOPES,
+    scope_separator=",",
+    # oauth.v2.access accepts code_verifier (providers.md §1.1); PKCE also stops code injection.
+    pkce=True,
+)
+
+
+def _ssl_context() -> ssl.SSLContext | None:
+    bundle = current_app.config.get("PROVIDER_CA_BUNDLE")
+    return ssl.create_default_context(cafile=bundle) if bundle else None
+
+
+def web_client(token: str | None = None, *, wait_on_rate_limit: bool = False) -> WebClient:
+    """A slack_sdk client on the configured API URL and CA.
+
+    Sends never wait: the worker reschedules on 429 instead (``wait_on_rate_limit=False``,
+    no retry handlers at all). A background directory sync may wait ``Retry-After``.
+    """
+    handlers: list[RetryHandler] = (
+        [RateLimitErrorRetryHandler(max_retry_count=5)] if wait_on_rate_limit else []
+    )
+    return WebClient(
+        token=token,
+        base_url=str(current_app.config["SLACK_API_URL"]),
+        ssl=_ssl_context(),
+        timeout=15,
+        retry_handlers=handlers,
+    )
+
+
+def call_slack(function: Callable[[], SlackResponse]) -> SlackResponse:
+    """Run one Web API call, translating every failure into the ProviderError tree.
+
+    Only the error code is kept: never a token, never a response body.
+    """
+    try:
+        return function()
+    except SlackApiError as problem:
+        status = problem.response.status_code
+        code = str((problem.response.data or {}).get("error") or f"http_{status}")
+        if status == 429:
+            retry_after = problem.response.headers.get(
+                "Retry-After"
+            ) or problem.response.headers.get("retry-after")
+            raise ProviderRateLimited(
+                "Slack rate limit", retry_after=_seconds(retry_after), code="ratelimited"
+            ) from None
+        if status >= 500 or code in TEMPORARY_ERRORS:
+            raise TemporaryProviderError("Slack is unavailable", code=code) from None
+        if code in AUTH_ERRORS:
+            raise ProviderAuthError("Slack refused the token", code=code) from None
+        if code in RECIPIENT_ERRORS:
+            raise RecipientNotFound("Slack cannot reach this member", code=code) from None
+        raise ProviderError("Slack refused the call", code=code) from None
+    except (SlackClientError, urllib.error.URLError, OSError, ValueError) as problem:
+        # Connection refused/reset, TLS failure, timeout, a non-JSON 5xx page.
+        raise TemporaryProviderError(
+            "Slack could not be reached", code=type(problem).__name__
+        ) from None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def render_message(message: Message) -> dict[str, Any]:
+    """Block Kit for a notification: title, body, a link button; ``text`` is the fallback."""
+
+    def escape(text: str) -> str:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": message.title[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": escape(message.body)[:3000] or " "}},
+    ]
+    fallback = f"{message.title}\n{message.body}"
+    if message.url:
+        label = BUTTON_LABELS.get(message.locale, BUTTON_LABELS["en"])
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": label},
+                        "url": message.url[:3000],
+                        "action_id": "open",
+                    }
+                ],
+            }
+        )
+        fallback += f"\n{message.url}"
+    return {"text": fallback[:40000], "blocks": blocks}
+
+
+class SlackClient:
+    """The installed side: one workspace's bot token."""
+
+    def __init__(self, integration: Integration) -> None:
+        self.integration = integration
+
+    # --- credentials ---------------------------------------------------------------------
+
+    def _secrets(self) -> dict[str, Any]:
+        try:
+            values = self.integration.get_secrets()
+        except SecretUnavailable:
+            raise ProviderAuthError("stored token unreadable", code="secret_unreadable") from None
+        if not values.get("access_token"):
+            raise ProviderAuthError("no stored token", code="not_authed")
+        return values
+
+    def _token(self) -> str:
+        values = self._secrets()
+        expires = self.integration.token_expires_at
+        if values.get("refresh_token") and expires and expires - utcnow() < REFRESH_MARGIN:
+            values = self.refresh()
+        return str(values["access_token"])
+
+    def refresh(self) -> dict[str, Any]:
+        """Rotate the token pair and store it before anyone uses it (OA-23/OA-25).
+
+        Compare-and-swap on ``token_version``: if another worker rotated meanwhile, use its
+        pair instead of spending our (now revoked) refresh token.
+        """
+        seen = self.integration.token_version
+        db.session.refresh(self.integration, with_for_update=True)
+        if self.integration.token_version != seen:
+            return self._secrets()
+        values = self._secrets()
+        config = current_app.config
+        answer = call_slack(
+            lambda: web_client().oauth_v2_access(
+                client_id=str(config["SLACK_CLIENT_ID"]),
+                client_secret=str(config["SLACK_CLIENT_SECRET"]),
+                grant_type="refresh_token",
+                refresh_token=str(values["refresh_token"]),
+            )
+        )
+        values = {**values, **_token_secrets(answer.data)}  # type: ignore[arg-type]
+        self.integration.set_secrets(values)
+        self.integration.token_expires_at = _expiry(answer.data)  # type: ignore[arg-type]
+        self.integration.token_version = seen + 1
+        db.session.commit()
+        return values
+
+    def _with_token(self, function: Callable[[WebClient], SlackResponse]) -> SlackResponse:
+        """Call with the current token; on ``token_expired`` rotate once and retry."""
+        try:
+            return call_slack(lambda: function(web_client(self._token())))
+        except ProviderAuthError:
+            raise
+        except ProviderError as problem:
+            if problem.code != "token_expired" or not self._secrets().get("refresh_token"):
+                raise
+        token = str(self.refresh()["access_token"])
+        return call_slack(lambda: function(web_client(token)))
+
+    # --- ChatClient ------------------------------------------------------------------------
+
+    def send_direct_message(self, account: ChatAccount, message: Message) -> DeliveryResult:
+        """conversations.open (cached per account) + chat.postMessage with Block Kit."""
+        payload = render_message(message)
+        cached = (account.extra or {}).get("dm_channel")
+        channel = cached or self._open(account)
+        try:
+            answer = self._post(channel, payload)
+        except RecipientNotFound as problem:
+            if not cached or problem.code != "channel_not_found":
+                raise
+            # A stale cached DM id: reopen once; a second failure is a real one.
+            answer = self._post(self._open(account), payload)
+        return DeliveryResult(provider_message_id=str(answer.get("ts") or "") or None)
+
+    def _open(self, account: ChatAccount) -> str:
+        answer = self._with_token(lambda web: web.conversations_open(users=account.external_id))
+        channel = str((answer.get("channel") or {}).get("id") or "")
+        if not channel:
+            raise TemporaryProviderError("no DM channel returned", code="no_channel")
+        account.extra = {**(account.extra or {}), "dm_channel": channel}
+        return channel
+
+    def _post(self, channel: str, payload: dict[str, Any]) -> SlackResponse:
+        return self._with_token(
+            lambda web: web.chat_postMessage(
+                channel=channel, text=payload["text"], blocks=payload["blocks"]
+            )
+        )
+
+    def iter_directory(self) -> Iterator[list[DirectoryEntry]]:
+        """users.list with the cursor, 1,000 per page; bots, leavers and invitees skipped."""
+        cursor: str | None = None
+        while True:
+            answer = self._with_token(
+                lambda web: _users_page(web, cursor)  # noqa: B023 - called at once
+            )
+            yield [entry for member in answer.get("members") or [] if (entry := _entry(member))]
+            cursor = ((answer.get("response_metadata") or {}).get("next_cursor") or "").strip()
+            if not cursor:
+                return
+
+    def revoke(self) -> None:
+        """auth.revoke: the bot token dies at Slack (which then sends ``tokens_revoked``)."""
+        self._with_token(lambda web: web.auth_revoke())
+
+    def lookup_by_email(self, email: str) -> DirectoryEntry | None:
+        """users.lookupByEmail: one Tier-3 call per person (the benchmark's naive approach)."""
+        try:
+            answer = self._with_token(lambda web: web.users_lookupByEmail(email=email))
+        except RecipientNotFound:
+            return None
+        return _entry(answer.get("user") or {})
+
+
+def _users_page(web: WebClient, cursor: str | None) -> SlackResponse:
+    # A background job may wait out Retry-After (20 calls per minute), a send never does.
+    waiting = web_client(web.token, wait_on_rate_limit=True)
+    return waiting.users_list(limit=PAGE_SIZE, cursor=cursor or None)
+
+
+def _entry(member: Mapping[str, Any]) -> DirectoryEntry | None:
+    """A users.list member as a directory entry, or None for bots, leavers and invitees."""
+    if (
+        not member.get("id")
+        or member.get("deleted")
+        or member.get("is_bot")
+        or member.get("is_app_user")
+        or member.get("is_invited_user")
+        or member.get("id") == "USLACKBOT"
+    ):
+        return None
+    profile = member.get("profile") or {}
+    email = str(profile.get("email") or "").strip().lower() or None
+    name = (
+        profile.get("real_name") or member.get("real_name") or profile.get("display_name")
+        or member.get("name") or member["id"]
+    )  # fmt: skip
+    return DirectoryEntry(
+        external_id=str(member["id"]),
+        name=str(name)[:200],
+        email=email,
+        extra={
+            "display_name": str(profile.get("display_name") or "")[:100],
+            "guest": bool(member.get("is_restricted") or member.get("is_ultra_restricted")),
+        },
+    )
+
+
+def _token_secrets(data: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {"access_token": data.get("access_token")}
+    if data.get("refresh_token"):
+        values["refresh_token"] = data["refresh_token"]
+    return values
+
+
+def _expiry(data: Mapping[str, Any]) -> Any:
+    seconds = data.get("expires_in")
+    return utcnow() + timedelta(seconds=int(seconds)) if seconds else None
+
+
+@providers.register
+class SlackProvider(ChatProvider):
+    """Slack workspaces: install with "Add to Slack", DM each linked member."""
+
+    key = "slack"
+    name = "Slack"
+    #: chat.postMessage: about 1 per second per channel with short bursts, and a workspace cap
+    #: of several hundred per minute; one bucket per workspace at 1/s, burst 5, stays under both.
+    rate_per_second = 1.0
+    burst = 5
+
+    def client(self, integration: Integration) -> SlackClient:
+        """The workspace's bot client."""
+        return SlackClient(integration)
+
+    def pacing(self, integration: Integration) -> PacingBudget:
+        """One bucket per workspace: 1 message per second, bursts of 5."""
+        return PacingBudget(f"slack:{integration.external_id}", self.rate_per_second, self.burst)
+
+    def setup_steps(self) -> list[Step]:
+        """ "Add to Slack" (consent page, channel choice) and the callback."""
+        return [
+            OAuthAuthorizeStep(SLACK_SPEC, title=_l("Add to Slack"), name="install"),
+            OAuthCallbackStep(SLACK_SPEC, self, title=_l("Finish the connection")),
+        ]
+
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> dict[str, Any]:
+        """oauth.v2.access with HTTP Basic client auth (slack_sdk), the same redirect URI."""
+        config = current_app.config
+        arguments: dict[str, Any] = {
+            "client_id": str(config["SLACK_CLIENT_ID"]),
+            "client_secret": str(config["SLACK_CLIENT_SECRET"]),
+            "code": code,
+            "redirect_uri": redirect_uri,
+        }
+        if code_verifier:
+            arguments["code_verifier"] = code_verifier
+        answer = call_slack(lambda: web_client().oauth_v2_access(**arguments))
+        return dict(answer.data)  # type: ignore[arg-type]
+
+    def build_connection(self, data: Mapping[str, Any]) -> ConnectionData:
+        """Workspace, chosen channel, bot user and tokens from the oauth.v2.access answer."""
+        token = data.get("token") or {}
+        team = token.get("team") or {}
+        if not token.get("access_token") or not team.get("id"):
+            raise SetupError(_("Slack did not return a workspace token. Please start again."))
+        if token.get("token_type") not in ("bot", "granular_bot"):
+            raise SetupError(_("Slack did not return a workspace token. Please start again."))
+        granted = {s.strip() for s in str(token.get("scope") or "").split(",") if s.strip()}
+        missing = [scope for scope in SCOPES if scope not in granted]
+        if missing:
+            # OA-19: never "connected" with less than we need.
+            raise SetupError(
+                _(
+                    "Slack granted fewer permissions than needed (missing: %(scopes)s). "
+                    "Please install again and allow every permission.",
+                    scopes=", ".join(missing),
+                )
+            )
+        webhook = token.get("incoming_webhook") or {}
+        return ConnectionData(
+            external_id=str(team["id"]),
+            display_name=str(team.get("name") or team["id"]),
+            config={
+                "team_id": team["id"],
+                "team_name": team.get("name"),
+                "app_id": token.get("app_id"),
+                "bot_user_id": token.get("bot_user_id"),
+                "installer_id": (token.get("authed_user") or {}).get("id"),
+                "scopes": sorted(granted),
+                "channel_id": webhook.get("channel_id"),
+                "channel_name": webhook.get("channel"),
+                "rotation": bool(token.get("refresh_token")),
+            },
+            secrets=_token_secrets(token),
+            token_expires_at=_expiry(token),
+        )
+
+    def after_connect(self, integration: Integration, actor_id: int | None) -> None:
+        """Read the workspace directory in the background (progress on the page)."""
+        from ..directory import start_sync
+
+        start_sync(integration, actor_id)

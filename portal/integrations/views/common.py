@@ -1,0 +1,40 @@
+"""Lookups shared by the integration views: each one scoped to the current organization."""
+
+from __future__ import annotations
+
+from flask import abort
+from sqlalchemy import select
+
+from ...accounts.models import Organization, User
+from ...extensions import db
+from ..catalog import CATALOG
+from ..models import Integration
+from ..providers.base import ChatProvider
+from ..registry import providers
+from ..services import LIVE_STATES, find_integration
+
+#: URL converter argument: only the catalog's providers have pages and callbacks.
+PROVIDER_KEYS = ",".join(entry.key for entry in CATALOG)
+
+
+def get_provider_or_404(key: str) -> ChatProvider:
+    """A registered provider; 404 for an unknown key or one without an implementation yet."""
+    return providers.get_or_404(key)
+
+
+def get_integration_or_404(organization: Organization, provider: ChatProvider) -> Integration:
+    """The organization's connected (or failing) integration with ``provider``; else 404."""
+    integration = find_integration(organization, provider.key)
+    if integration is None or integration.state not in LIVE_STATES:
+        abort(404)
+    return integration
+
+
+def get_member_or_404(organization: Organization, user_id: int) -> User:
+    """A member of the current organization; another organization's member answers 404."""
+    user = db.session.scalar(
+        select(User).where(User.id == user_id, User.organization_id == organization.id)
+    )
+    if user is None:
+        abort(404)
+    return user

@@ -1,0 +1,179 @@
+"""Provider pages, the setup wizard's routes, the OAuth callback, sync and disconnect."""
+
+from __future__ import annotations
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from ...accounts.models import User
+from ...accounts.permissions import Permission, require
+from ...accounts.tenancy import current_organization
+from ...extensions import db
+from ...htmx import is_partial_request, trigger
+from .. import bp, directory, linking, services
+from ..catalog import CATALOG
+from ..models import AccountLink
+from ..pipeline import CallbackRejected, SetupPipeline, render_setup_error, render_wizard
+from ..registry import providers
+from .common import PROVIDER_KEYS, get_integration_or_404, get_provider_or_404
+
+
+@bp.get("/settings/integrations/<provider>")
+@require(Permission.VIEW_ORGANIZATION)
+def provider(provider: str) -> ResponseReturnValue:
+    """A provider's page: the wizard while not connected, else the connection and its members."""
+    entry = next((e for e in CATALOG if e.key == provider), None)
+    if entry is None:
+        abort(404)
+    organization = current_organization()
+    chat = providers.get(provider)
+    if chat is None:
+        return render_template("integrations/unavailable.html", entry=entry)
+    integration = services.find_integration(organization, provider)
+    if integration is None or integration.state not in services.LIVE_STATES:
+        kept = 0
+        if integration is not None:
+            kept = (
+                db.session.scalar(
+                    select(func.count())
+                    .select_from(AccountLink)
+                    .where(AccountLink.integration_id == integration.id)
+                )
+                or 0
+            )
+        if current_user.can(Permission.MANAGE_INTEGRATIONS):
+            pipeline = SetupPipeline.resume(chat, organization, current_user)
+            if pipeline is not None and pipeline.record.step_index > 0:
+                return pipeline.render_step(integration=integration, kept_links=kept)
+        return render_wizard(chat, chat.setup_steps(), 0, integration=integration, kept_links=kept)
+    per_page = current_app.config["MEMBERS_PER_PAGE"]
+    rows, total = linking.list_members(
+        integration, organization, query="", state="", page=1, per_page=per_page
+    )
+    sync = directory.latest_sync(integration)
+    return render_template(
+        "integrations/provider.html",
+        provider=chat,
+        integration=integration,
+        connector=db.session.get(User, integration.connected_by_id)
+        if integration.connected_by_id
+        else None,
+        sync=sync,
+        preview=None if sync is None or sync.active else linking.preview_email_matches(integration),
+        rows=rows,
+        total=total,
+        query="",
+        state="",
+        page=1,
+        pages=max(1, -(-total // per_page)),
+    )
+
+
+@bp.post("/settings/integrations/<provider>/<step>")
+@require(Permission.MANAGE_INTEGRATIONS)
+def setup_step(provider: str, step: str) -> ResponseReturnValue:
+    """Submit a wizard step; the first step ("Add to Slack") starts a fresh wizard."""
+    chat = get_provider_or_404(provider)
+    steps = chat.setup_steps()
+    if step not in {s.name for s in steps}:
+        abort(404)
+    organization = current_organization()
+    if step == steps[0].name:
+        pipeline = SetupPipeline.start(chat, organization, current_user)
+    else:
+        resumed = SetupPipeline.resume(chat, organization, current_user)
+        if resumed is None or resumed.step.name != step:
+            flash(_("The setup expired. Please start again."), "error")
+            return redirect(url_for("integrations.provider", provider=provider))
+        pipeline = resumed
+    return pipeline.handle(request.form)
+
+
+@bp.get(f"/<any({PROVIDER_KEYS}):provider>/oauth/callback")
+@require(Permission.MANAGE_INTEGRATIONS)
+def oauth_callback(provider: str) -> ResponseReturnValue:
+    """The provider's redirect back (the registered redirect URI): check, consume, exchange."""
+    chat = get_provider_or_404(provider)
+    organization = current_organization()
+    try:
+        pipeline = SetupPipeline.from_callback(
+            chat, request.args.get("state"), organization, current_user
+        )
+    except CallbackRejected as rejected:
+        response = current_app.make_response(
+            render_setup_error(chat, rejected.message, rejected.status)
+        )
+    else:
+        if pipeline.step.name != "callback":
+            response = current_app.make_response(
+                render_setup_error(chat, _("The setup expired. Please start again."), 400)
+            )
+        else:
+            response = current_app.make_response(pipeline.handle(request.args))
+    # The URL carried a code: keep it out of Referer headers and caches (OA-15).
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/settings/integrations/<provider>/sync")
+@require(Permission.VIEW_ORGANIZATION)
+def sync_status(provider: str) -> ResponseReturnValue:
+    """The sync progress region (polled while a sync runs)."""
+    chat = get_provider_or_404(provider)
+    integration = get_integration_or_404(current_organization(), chat)
+    sync = directory.latest_sync(integration)
+    response = current_app.make_response(
+        render_template(
+            "integrations/_sync_status.html", provider=chat, integration=integration, sync=sync
+        )
+    )
+    if request.args.get("polling") and (sync is None or not sync.active):
+        # The poll that sees the end tells the preview and the member list to reload.
+        trigger(response, {"directory-synced": True, "members-changed": True})
+    return response
+
+
+@bp.post("/settings/integrations/<provider>/sync")
+@require(Permission.MANAGE_INTEGRATIONS)
+def resync(provider: str) -> ResponseReturnValue:
+    """再同期: read the directory again in the background."""
+    chat = get_provider_or_404(provider)
+    integration = get_integration_or_404(current_organization(), chat)
+    sync = directory.start_sync(integration, current_user.id)
+    if is_partial_request():
+        db.session.refresh(sync)
+        response = current_app.make_response(
+            render_template(
+                "integrations/_sync_status.html", provider=chat, integration=integration, sync=sync
+            )
+        )
+        if not sync.active:  # finished at once (immediate mode, tiny workspace)
+            trigger(response, {"directory-synced": True, "members-changed": True})
+        return response
+    return redirect(url_for("integrations.provider", provider=provider))
+
+
+@bp.post("/settings/integrations/<provider>/disconnect")
+@require(Permission.MANAGE_INTEGRATIONS)
+def disconnect(provider: str) -> Response:
+    """Disconnect: revoke at the provider, delete the secrets, keep the history."""
+    chat = get_provider_or_404(provider)
+    integration = get_integration_or_404(current_organization(), chat)
+    revoked = services.disconnect(chat, integration, current_user)
+    if revoked:
+        flash(_("%(provider)s was disconnected.", provider=chat.name), "success")
+    else:
+        flash(
+            _(
+                "%(provider)s was disconnected here, but the provider could not confirm the "
+                "revocation. You can also remove the app on the provider's side.",
+                provider=chat.name,
+            ),
+            "warning",
+        )
+    return redirect(url_for("integrations.provider", provider=provider))

@@ -1,0 +1,35 @@
+"""Fixtures for the Slack integration tests: a signed-in admin and a connected workspace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.integrations.models import Integration
+from sandbox.testing import RunningSandbox
+from tests.integrations.slack_flow import install
+
+
+def calls(sandbox: RunningSandbox, operation: str) -> int:
+    """How many times the sandbox served ``operation`` (e.g. "slack:oauth.v2.access")."""
+    return int(sandbox.control("GET", "/_control/requests")["counts"].get(operation, 0))
+
+
+@pytest.fixture
+def admin_client(client: Any, tenants: dict[str, Any]) -> Any:
+    """The test client, signed in as the demo organization's admin."""
+    client.login(tenants["admin"])
+    return client
+
+
+@pytest.fixture
+def slack(admin_client: Any, sandbox: RunningSandbox) -> Integration:
+    """Slack installed for デモ株式会社 (T0DEMO0001, #general), directory synced."""
+    response = install(admin_client, sandbox)
+    assert response.status_code == 302, response.text[:500]
+    integration = db.session.scalar(select(Integration).filter_by(provider="slack"))
+    assert integration is not None
+    return integration
