@@ -104,16 +104,22 @@ class BenchProvider(ChatProvider):
     key = "teams"  # a real channel; the fake stands in for it in this process only
     name = "Fake chat"
 
-    def __init__(self, url: str, rate: float) -> None:
+    def __init__(self, url: str, rate: float, limited: bool) -> None:
         self.url = url
         self.rate = rate
+        self.limited = limited
         self.session = requests.Session()
+        # Like the real provider clients: no per-request scan of proxy/CA environment variables.
+        self.session.trust_env = False
 
     def client(self, integration: Integration) -> Any:
         return self
 
     def pacing(self, integration: Integration) -> PacingBudget:
-        return PacingBudget(f"bench:{integration.external_id}", self.rate, 1)
+        # A window-limited API tolerates no bursts: burst 1 when a limit binds, else generous.
+        return PacingBudget(
+            f"bench:{integration.external_id}", self.rate, 1 if self.limited else 100
+        )
 
     def send_direct_message(self, account: ChatAccount, message: Message) -> DeliveryResult:
         response = self.session.post(
@@ -345,8 +351,8 @@ def chat_part(
 ) -> dict[str, Any]:
     api = FakeChatAPI(latency, limit)
     url, server = serve(api)
-    budget = limit * 0.95 if limit else 10_000.0  # pace just under the provider's limit
-    providers._providers["teams"] = BenchProvider(url, budget)
+    budget = limit * 0.98 if limit else 10_000.0  # pace just under the provider's limit
+    providers._providers["teams"] = BenchProvider(url, budget, limit is not None)
     app = build(
         f"sqlite:///{tmp / (name + '.sqlite3')}",
         box.smtp_port,
@@ -376,6 +382,7 @@ def sequential_baseline(count: int, latency: float) -> float:
     api = FakeChatAPI(latency, None)
     url, server = serve(api)
     session = requests.Session()
+    session.trust_env = False  # the same HTTP client settings as the provider under test
     started = time.monotonic()
     for n in range(count):
         session.post(url, json={"to": n, "text": "x"}, timeout=10)

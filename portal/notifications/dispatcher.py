@@ -32,7 +32,7 @@ from sqlalchemy import or_, select, update
 
 from ..accounts.models import Organization, User
 from ..crypto import SecretUnavailable
-from ..database import utcnow
+from ..database import utcnow, write_section
 from ..extensions import db
 from ..integrations import health
 from ..integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
@@ -99,8 +99,9 @@ def claim(limit: int, worker: str = WORKER_ID) -> list[int]:
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
     )
-    ids = list(db.session.scalars(statement))
-    db.session.commit()
+    with write_section():
+        ids = list(db.session.scalars(statement))
+        db.session.commit()
     return ids
 
 
@@ -119,7 +120,9 @@ def run_due(limit: int | None = None, worker: str = WORKER_ID) -> int:
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as pool:
         while True:
             room = concurrency * 2 - len(running)
-            if not exhausted and room > 0 and (limit is None or done < limit):
+            # Refill in chunks (when half the window is free): one claim per row would cost
+            # more than the sends themselves.
+            if not exhausted and len(running) <= concurrency and (limit is None or done < limit):
                 wanted = min(batch, room) if limit is None else min(batch, room, limit - done)
                 ids = claim(wanted, worker)
                 exhausted = len(ids) < wanted
@@ -147,22 +150,24 @@ def _deliver_in(app: Flask, delivery_id: int, worker: str) -> None:
 
 def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
     """Send one claimed delivery and record the outcome."""
-    delivery = db.session.get(Delivery, delivery_id)
-    if (
-        delivery is None
-        or delivery.state is not DeliveryState.SENDING
-        or delivery.locked_by != worker
-    ):
+    # One query for the row, its notification and recipient: this runs for every message.
+    row = db.session.execute(
+        select(Delivery, Notification, User, Integration, ChatAccount)
+        .join(Notification, Notification.id == Delivery.notification_id)
+        .join(User, User.id == Notification.recipient_id)
+        .outerjoin(Integration, Integration.id == Delivery.integration_id)
+        .outerjoin(ChatAccount, ChatAccount.id == Delivery.chat_account_id)
+        .where(Delivery.id == delivery_id)
+    ).first()
+    if row is None:
         return
-    notification = db.session.get(Notification, delivery.notification_id)
-    recipient = db.session.get(User, notification.recipient_id) if notification else None
-    if notification is None or recipient is None:
-        _finish(delivery, worker, state=DeliveryState.FAILED, last_error_code="recipient_gone")
+    delivery, notification, recipient, integration, account = row
+    if delivery.state is not DeliveryState.SENDING or delivery.locked_by != worker:
         return
     if delivery.channel is Channel.EMAIL:
         _send_email(delivery, notification, recipient, worker)
     else:
-        _send_chat(delivery, notification, recipient, worker)
+        _send_chat(delivery, notification, recipient, integration, account, worker)
 
 
 # --- e-mail -----------------------------------------------------------------------------
@@ -214,15 +219,14 @@ def _send_email(
 
 
 def _send_chat(
-    delivery: Delivery, notification: Notification, recipient: User, worker: str
+    delivery: Delivery,
+    notification: Notification,
+    recipient: User,
+    integration: Integration | None,
+    account: ChatAccount | None,
+    worker: str,
 ) -> None:
     provider = providers.get(delivery.channel.value)
-    integration = (
-        db.session.get(Integration, delivery.integration_id) if delivery.integration_id else None
-    )
-    account = (
-        db.session.get(ChatAccount, delivery.chat_account_id) if delivery.chat_account_id else None
-    )
     if (
         provider is None
         or integration is None
@@ -318,17 +322,18 @@ def _finish(delivery: Delivery, worker: str, **values: Any) -> bool:
     """Write the outcome only if this worker still holds the lease; release it."""
     values.setdefault("locked_by", None)
     values.setdefault("locked_until", None)
-    result = db.session.execute(
-        update(Delivery)
-        .where(
-            Delivery.id == delivery.id,
-            Delivery.locked_by == worker,
-            Delivery.state == DeliveryState.SENDING,
+    with write_section():
+        result = db.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery.id,
+                Delivery.locked_by == worker,
+                Delivery.state == DeliveryState.SENDING,
+            )
+            .values(updated_at=utcnow(), **values)
+            .execution_options(synchronize_session=False)
         )
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
+        db.session.commit()
     if result.rowcount == 0:  # type: ignore[attr-defined]
         log.warning("delivery %s: lease lost before the outcome was written", delivery.id)
         return False
@@ -405,7 +410,8 @@ def _add_email_fallback(delivery: Delivery, code: str) -> None:
         next_attempt_at=utcnow(),
     )
     db.session.add(fallback)
-    db.session.commit()
+    with write_section():
+        db.session.commit()
     _schedule_wake(fallback.id, 0)
 
 

@@ -71,7 +71,7 @@ class Notification(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     deliveries: Mapped[list[Delivery]] = relationship(
-        back_populates="notification", order_by="Delivery.id", lazy="selectin"
+        back_populates="notification", order_by="Delivery.id"
     )
 
 
