@@ -79,6 +79,8 @@ class FakeChatAPI:
         self.calls = 0
         self.limited = 0
         self.accepted: deque[float] = deque()
+        self.first: float | None = None
+        self.last = 0.0
         self.lock = threading.Lock()
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
@@ -94,6 +96,8 @@ class FakeChatAPI:
                 response = Response("{}", 429, {"Retry-After": f"{wait:.3f}"})
                 return response(environ, start_response)
             self.accepted.append(now)
+            self.first = now if self.first is None else self.first
+            self.last = now
         time.sleep(self.latency)
         return Response('{"id": "m"}', 200, mimetype="application/json")(environ, start_response)
 

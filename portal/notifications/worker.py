@@ -67,4 +67,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the module under its import name: huey names tasks after their module, and the web
+    # process enqueues "portal.notifications.worker._wake", not "__main__._wake".
+    import importlib
+
+    importlib.import_module("portal.notifications.worker").main()
