@@ -102,10 +102,16 @@ class OAuthAuthorizeStep:
         """Nothing to show: the wizard page's button posts here."""
         return pipeline.render_step()
 
+    def client_id(self, pipeline: SetupPipeline) -> str | None:
+        """The OAuth client id: the service's own app from config (Slack). A provider whose
+        customers register their own client (Chatwork) reads it from the wizard's data."""
+        value = current_app.config.get(self.spec.client_id_setting)
+        return str(value) if value else None
+
     def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
         """Issue state (+ verifier), remember the redirect URI, redirect to the provider."""
         config = current_app.config
-        client_id = config.get(self.spec.client_id_setting)
+        client_id = self.client_id(pipeline)
         if not client_id:
             return error(_("This chat tool is not configured on this server."), 503)
         redirect_uri = self.spec.redirect_uri()
@@ -160,7 +166,8 @@ class OAuthCallbackStep:
         if not code or len(code) > 512:
             return error(_("The response from the provider had no authorization code."))
         try:
-            token = self.exchanger.exchange_code(
+            token = self.exchange(
+                pipeline,
                 code=code,
                 redirect_uri=str(pipeline.fetch("redirect_uri") or self.spec.redirect_uri()),
                 code_verifier=pipeline.fetch("code_verifier"),
@@ -175,3 +182,12 @@ class OAuthCallbackStep:
             )
         pipeline.bind("token", token)
         return advance()
+
+    def exchange(
+        self, pipeline: SetupPipeline, *, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> dict[str, Any]:
+        """Call the exchanger. A provider whose client credentials live in the wizard's own
+        (state-bound) data overrides this to use exactly those (reliability.md OA-18)."""
+        return self.exchanger.exchange_code(
+            code=code, redirect_uri=redirect_uri, code_verifier=code_verifier
+        )
