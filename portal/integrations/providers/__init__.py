@@ -10,6 +10,6 @@ Adding a provider:
 """
 
 from ..registry import providers
-from . import slack  # noqa: F401  (registers SlackProvider)
+from . import chatwork, slack, teams  # noqa: F401  (registers the three providers)
 
 __all__ = ["providers"]
