@@ -79,6 +79,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         api_bp,
     ):
         app.register_blueprint(blueprint)
+    app.register_blueprint(__import__("portal.support", fromlist=["bp"]).bp)
 
     # 5. Providers (explicit registry; see integrations/providers/__init__.py)
     # 6. Error pages, HTMX-aware

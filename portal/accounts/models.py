@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -34,6 +35,8 @@ class Organization(db.Model):  # type: ignore[name-defined]
     name: Mapped[str] = mapped_column(String(200))
     #: When True, notifications marked sensitive wait for the member to confirm an auto-link.
     hold_sensitive_until_confirmed: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: When True, members may choose chat, e-mail or both on /me/accounts (migration 0006).
+    allow_channel_choice: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     users: Mapped[list[User]] = relationship(back_populates="organization", lazy="raise")
@@ -73,6 +76,8 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     is_active_flag: Mapped[bool] = mapped_column("is_active", Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The member's channel choice: "chat", "email", "both"; None = the default routing (0006).
+    channel_preference: Mapped[str | None] = mapped_column(String(8))
 
     organization: Mapped[Organization | None] = relationship(back_populates="users")
 

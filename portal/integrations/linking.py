@@ -76,6 +76,13 @@ def _account_data(account: ChatAccount) -> dict[str, Any]:
     return {"external_id": account.external_id, "name": account.name, "email": account.email}
 
 
+def _notices() -> Any:
+    """Link-change notices to the member (portal/me/notices.py), called after each commit."""
+    from ..me import notices
+
+    return notices
+
+
 def find_link(integration: Integration, user_id: int) -> AccountLink | None:
     """The member's link in this integration, if any."""
     return db.session.scalar(
@@ -144,6 +151,7 @@ def link_account(
         # Someone linked the same account a moment earlier (unique per integration).
         db.session.rollback()
         raise LinkConflict(_("This account is already linked to another member.")) from None
+    _notices().link_created(link)
     return link
 
 
@@ -167,6 +175,7 @@ def unlink_account(integration: Integration, user: User, *, actor: User | None) 
     )
     db.session.delete(link)
     db.session.commit()
+    _notices().link_removed(integration, user, account)
     return True
 
 
@@ -293,6 +302,9 @@ def apply_email_matches(
     )
     if commit:
         db.session.commit()
+    _notices().links_created(
+        integration, [user_id for user_id, _ in preview.matches], committed=commit
+    )
     return len(rows)
 
 

@@ -1,34 +1,140 @@
-"""``/me/accounts``: the signed-in member's links and recent deliveries."""
+"""``/me/accounts``: the signed-in member's links, channel choice and recent deliveries;
+the confirmation page linked from the first DM; the admin's notification policy."""
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
+from ..accounts.models import Organization
 from ..accounts.permissions import Permission, require
+from ..accounts.tenancy import current_organization
 from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
+from ..notifications.explain import STATE_LABELS, explain_outcome
 from ..notifications.models import Delivery, Notification
-from . import bp
+from . import bp, notices, services
 
 
 @bp.get("/me/accounts")
 @require(Permission.VIEW_OWN_ACCOUNTS)
 def accounts() -> str:
-    """The member's linked chat accounts and their twenty most recent deliveries."""
-    links = db.session.execute(
-        select(AccountLink, ChatAccount, Integration)
-        .join(ChatAccount, ChatAccount.id == AccountLink.chat_account_id)
-        .join(Integration, Integration.id == AccountLink.integration_id)
-        .where(AccountLink.user_id == current_user.id)
-        .order_by(Integration.provider)
-    ).all()
+    """The member's linked chat accounts, their channel choice and twenty recent deliveries."""
+    user = current_user._get_current_object()
+    organization = db.session.get(Organization, user.organization_id)
     deliveries = db.session.execute(
         select(Delivery, Notification)
         .join(Notification, Notification.id == Delivery.notification_id)
-        .where(Notification.recipient_id == current_user.id)
+        .where(
+            Notification.recipient_id == user.id,
+            Notification.organization_id == user.organization_id,
+        )
         .order_by(Delivery.id.desc())
         .limit(20)
     ).all()
-    return render_template("me/accounts.html", links=links, deliveries=deliveries)
+    return render_template(
+        "me/accounts.html",
+        organization=organization,
+        links=services.own_links(user),
+        last_sent=services.last_sent_by_account(user),
+        deliveries=deliveries,
+        choice=user.channel_preference or "chat",
+        state_labels=STATE_LABELS,
+        explain_outcome=explain_outcome,
+    )
+
+
+@bp.post("/me/accounts/<int:link_id>/not-me")
+@require(Permission.VIEW_OWN_ACCOUNTS)
+def disown(link_id: int) -> Response:
+    """ "This is not me": unlink and tell the admins."""
+    user = current_user._get_current_object()
+    link = services.own_link_or_none(user, link_id)
+    if link is None:
+        abort(404)
+    services.disown(user, link)
+    flash(
+        _(
+            "The account was unlinked and your administrators were told. Notifications now"
+            " arrive by e-mail."
+        ),
+        "success",
+    )
+    return redirect(url_for("me.accounts"))
+
+
+@bp.post("/me/accounts/channel")
+@require(Permission.VIEW_OWN_ACCOUNTS)
+def channel() -> Response:
+    """Store the member's channel choice (chat, e-mail, both)."""
+    user = current_user._get_current_object()
+    choice = request.form.get("channel", "")
+    if choice not in services.CHANNEL_CHOICES:
+        abort(400)
+    try:
+        services.set_channel(user, choice)
+    except PermissionError:
+        abort(403)
+    flash(_("Your choice was saved."), "success")
+    return redirect(url_for("me.accounts"))
+
+
+def _link_from_token(token: str) -> tuple[AccountLink, ChatAccount, Integration] | None:
+    ids = notices.read_confirm_token(token)
+    if ids is None:
+        return None
+    link_id, user_id, account_id = ids
+    if user_id != current_user.id:
+        abort(404)  # someone else's link: do not even say it exists
+    link = services.own_link_or_none(current_user, link_id)
+    if link is None or link.chat_account_id != account_id:
+        return None  # unlinked or relinked since the DM: the token is void
+    account = db.session.get(ChatAccount, link.chat_account_id)
+    integration = db.session.get(Integration, link.integration_id)
+    assert account is not None and integration is not None
+    return link, account, integration
+
+
+@bp.route("/me/links/confirm/<token>", methods=["GET", "POST"])
+@require(Permission.VIEW_OWN_ACCOUNTS)
+def confirm(token: str) -> str | tuple[str, int] | Response:
+    """Confirm an automatically matched account (GET shows it, POST confirms)."""
+    found = _link_from_token(token)
+    if found is None:
+        return render_template("me/confirm_expired.html"), 400
+    link, account, integration = found
+    if request.method == "POST":
+        released = services.confirm(current_user._get_current_object(), link)
+        flash(
+            _("Thank you: the account is confirmed.")
+            + (
+                " " + _("%(count)s held notifications are on their way.", count=released)
+                if released
+                else ""
+            ),
+            "success",
+        )
+        return redirect(url_for("me.accounts"))
+    return render_template(
+        "me/confirm.html", link=link, account=account, integration=integration, token=token
+    )
+
+
+@bp.route("/settings/notification-policy", methods=["GET", "POST"])
+@require(Permission.MANAGE_ORGANIZATION)
+def policy() -> str | Response:
+    """The organization's policy: hold sensitive content until confirmed; members may choose."""
+    organization = current_organization()
+    if request.method == "POST":
+        services.set_policy(
+            organization,
+            actor=current_user._get_current_object(),
+            hold_sensitive=request.form.get("hold_sensitive") == "on",
+            allow_choice=request.form.get("allow_choice") == "on",
+        )
+        flash(_("The notification policy was saved."), "success")
+        return redirect(url_for("me.policy"))
+    return render_template("me/policy.html", organization=organization)

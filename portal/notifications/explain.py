@@ -104,4 +104,44 @@ def explain_reason(reason: str | None) -> str:
         return _("Test message.")
     if reason == "linked":
         return _("Linked chat account.")
+    if reason == "member_preference":
+        return _("The member chose to receive notifications by e-mail.")
+    if reason == "held_unconfirmed":
+        return _(
+            "Held: the content is marked sensitive and the member has not yet confirmed the"
+            " automatically matched chat account."
+        )
+    if reason == "released_confirmed":
+        return _("Released after the member confirmed the chat account.")
+    if reason == "link_notice":
+        return _("Notice about a change to the member's linked chat accounts.")
     return reason
+
+
+def explain_outcome(
+    channel: str, state: str, code: str | None, attempts: int, reason: str | None = None
+) -> str:
+    """The whole story of one delivery in a sentence, e.g. "rate limit: retried 3 times, then
+    sent" — what support staff read out to a member who asks "why didn't I get it?"."""
+    name = provider_name(channel)
+    if state == "skipped":
+        return explain_reason(reason) or _("Held.")
+    if state == "sent":
+        if code and attempts > 1:
+            return _(
+                "%(problem)s Then sent on attempt %(count)s.",
+                problem=explain_error(channel, code, attempts - 1),
+                count=attempts,
+            )
+        return _("Delivered by %(provider)s.", provider=name)
+    if state in ("pending", "sending"):
+        return _("Waiting to be sent by %(provider)s.", provider=name)
+    if state == "retrying":
+        return explain_error(channel, code, attempts) + " " + _("Will try again.")
+    if state == "dead":
+        return (
+            explain_error(channel, code, attempts)
+            + " "
+            + _("Gave up after %(count)s attempts.", count=attempts)
+        )
+    return explain_error(channel, code, attempts) or _("Failed.")

@@ -20,11 +20,19 @@ from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
 from ..integrations.catalog import CATALOG
-from ..integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
+from ..integrations.models import (
+    AccountLink,
+    ChatAccount,
+    Integration,
+    IntegrationState,
+    LinkMethod,
+)
 from .models import Channel, Delivery, DeliveryState, Notification
 
 #: When a member is linked on several chat tools, the first one in this order gets the DM.
 PROVIDER_ORDER = [entry.key for entry in CATALOG]
+#: Reason of a chat delivery held until the member confirms an automatic link (state skipped).
+HELD_REASON = "held_unconfirmed"
 
 
 @dataclass(frozen=True)
@@ -33,10 +41,30 @@ class Route:
     reason: str
     integration_id: int | None = None
     chat_account_id: int | None = None
+    #: The member chose "both": an e-mail delivery goes out next to the chat one.
+    also_email: bool = False
+    #: The chat link was matched automatically and the member has not confirmed it yet.
+    unconfirmed: bool = False
+
+
+#: Link methods the member did not make themselves: sensitive content waits for confirmation.
+AUTO_METHODS = (LinkMethod.EMAIL, LinkMethod.SUGGESTION)
 
 
 def route(recipient: User) -> Route:
-    """Where ``recipient``'s notifications go: their linked chat account, else e-mail."""
+    """Where ``recipient``'s notifications go: their linked chat account, else e-mail.
+
+    A member's channel choice (``User.channel_preference``: chat, email, both) is honoured
+    when their organization allows members to choose.
+    """
+    organization = db.session.get(Organization, recipient.organization_id)
+    preference = (
+        recipient.channel_preference
+        if organization is not None and organization.allow_channel_choice
+        else None
+    )
+    if preference == "email":
+        return Route(Channel.EMAIL, "member_preference")
     rows = db.session.execute(
         select(AccountLink, Integration)
         .join(Integration, Integration.id == AccountLink.integration_id)
@@ -61,7 +89,14 @@ def route(recipient: User) -> Route:
             PROVIDER_ORDER.index(pair[1].provider) if pair[1].provider in PROVIDER_ORDER else 99
         ),
     )
-    return Route(Channel(integration.provider), "linked", integration.id, link.chat_account_id)
+    return Route(
+        Channel(integration.provider),
+        "linked",
+        integration.id,
+        link.chat_account_id,
+        also_email=preference == "both",
+        unconfirmed=link.method in AUTO_METHODS and link.confirmed_at is None,
+    )
 
 
 def create_notification(
@@ -94,16 +129,28 @@ def create_notification(
         idempotency_key=idempotency_key,
         sensitive=sensitive,
     )
+    # Sensitive content waits until the member confirms an automatic match (HELD_REASON).
+    held = sensitive and chosen.unconfirmed and organization.hold_sensitive_until_confirmed
     delivery = Delivery(
         organization_id=organization.id,
         channel=chosen.channel,
         integration_id=chosen.integration_id,
         chat_account_id=chosen.chat_account_id,
-        state=DeliveryState.PENDING,
-        reason=reason or chosen.reason,
+        state=DeliveryState.SKIPPED if held else DeliveryState.PENDING,
+        reason=HELD_REASON if held else (reason or chosen.reason),
         next_attempt_at=utcnow(),
     )
     notification.deliveries.append(delivery)
+    if chosen.also_email:
+        notification.deliveries.append(
+            Delivery(
+                organization_id=organization.id,
+                channel=Channel.EMAIL,
+                state=DeliveryState.PENDING,
+                reason="member_preference",
+                next_attempt_at=utcnow(),
+            )
+        )
     db.session.add(notification)
     if not idempotency_key:
         return notification, True

@@ -209,8 +209,10 @@ def test_send_test_message_goes_through_the_pipeline(
     messages = sandbox.control(
         "GET", "/_control/messages?provider=slack&user=member01@demo.example"
     )
-    assert len(messages) == 1
-    assert messages[0]["blocks"][0]["type"] == "header"
+    # The auto-link also sent the member its link-change notice (issue 8), then the test DM.
+    assert len(messages) == 2
+    assert "Slack" in messages[0]["blocks"][0]["text"]["text"]  # "Your Slack account … linked"
+    assert messages[1]["blocks"][0]["type"] == "header"
 
 
 def test_a_sync_lost_with_its_worker_does_not_block_the_next(slack: Integration) -> None:

@@ -26,9 +26,7 @@ from portal.integrations.models import (
     SetupSession,
 )
 from portal.integrations.pipeline import SetupError
-from portal.integrations.providers.base import ChatProvider
 from portal.integrations.providers.slack import SlackProvider
-from portal.integrations.registry import providers
 from sandbox.testing import RunningSandbox
 from tests.integrations.conftest import calls
 from tests.integrations.slack_flow import consent, install, query_of, start_install
@@ -118,29 +116,10 @@ def test_oa05_expired_state(admin_client: Any, sandbox: RunningSandbox) -> None:
     assert stored_integrations() == 0 and calls(sandbox, EXCHANGE) == before
 
 
-class OtherProvider(ChatProvider):
-    """Stands in for a second OAuth provider (Chatwork) to test the mix-up defence."""
-
-    key = "chatwork"
-    name = "Chatwork"
-
-    def client(self, integration: Integration) -> Any:
-        raise NotImplementedError
-
-    def setup_steps(self) -> list[Any]:
-        return SlackProvider().setup_steps()
-
-
-@pytest.fixture
-def second_provider() -> Any:
-    providers._providers["chatwork"] = OtherProvider()
-    yield
-    providers._providers.pop("chatwork", None)
-
-
 def test_oa06_slack_state_on_another_providers_callback(
-    admin_client: Any, sandbox: RunningSandbox, second_provider: None
+    admin_client: Any, sandbox: RunningSandbox
 ) -> None:
+    """Slack's state presented on Chatwork's callback (the real second provider) is refused."""
     callback = consent(sandbox, start_install(admin_client))
     before = calls(sandbox, EXCHANGE)
     response = admin_client.get(callback.replace("/slack/", "/chatwork/"))

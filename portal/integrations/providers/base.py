@@ -8,7 +8,7 @@ talks to :class:`ChatClient`; it never imports a provider module.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -156,3 +156,12 @@ class ChatProvider(abc.ABC):
         return PacingBudget(
             f"{self.key}:{integration.external_id or integration.id}", self.rate_per_second, 1
         )
+
+    def unlinked_reasons(
+        self, integration: Integration, user_ids: Sequence[int]
+    ) -> Mapping[int, str]:
+        """Provider-specific reasons why these members are not linked, for the coverage
+        dashboard: ``{user_id: reason}`` with a reason such as ``"not_contact"`` (Chatwork) or
+        ``"bot_not_installed"`` (Teams). Members left out get the generic reasons (no e-mail
+        match, match available). The default knows nothing provider-specific."""
+        return {}

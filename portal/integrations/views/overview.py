@@ -12,6 +12,7 @@ from ...extensions import db
 from .. import bp
 from ..catalog import CATALOG
 from ..models import AccountLink, Integration
+from ..services import LIVE_STATES
 
 
 @bp.get("/settings/integrations")
@@ -45,8 +46,15 @@ def index() -> str:
             )
         )
     }
+    from ...support import coverage
+    from ...support import services as support_services
+
+    live = [i for i in integrations.values() if i.state in LIVE_STATES]
     return render_template(
         "integrations/index.html",
+        coverage={i.provider: coverage.compute(i) for i in live},
+        warnings={i.provider: support_services.integration_warnings(i) for i in live},
+        reason_labels=coverage.REASON_LABELS,
         organization=organization,
         catalog=CATALOG,
         integrations=integrations,

@@ -1,0 +1,69 @@
+"""Support console pages. Read-only; organization pages go through ``current_organization``,
+which writes a ``support.viewed`` audit event for each of them."""
+
+from __future__ import annotations
+
+from flask import abort, render_template, request
+from sqlalchemy import select
+
+from ..accounts.models import Organization, User
+from ..accounts.permissions import Permission, require
+from ..accounts.tenancy import current_organization
+from ..audit.events import ACTIONS
+from ..extensions import db
+from ..notifications.explain import STATE_LABELS
+from . import bp, services
+
+
+@bp.get("/support")
+@require(Permission.VIEW_ANY_ORGANIZATION)
+def index() -> str:
+    """Search any organization's member by e-mail or name; the organizations' health links."""
+    query = request.args.get("q", "", type=str).strip()[:200]
+    results = services.search_members(query) if query else []
+    organizations = db.session.scalars(select(Organization).order_by(Organization.slug)).all()
+    return render_template(
+        "support/index.html", query=query, results=results, organizations=organizations
+    )
+
+
+@bp.get("/support/members/<int:user_id>")
+@require(Permission.VIEW_ANY_ORGANIZATION)
+def member(user_id: int) -> str:
+    """One member: links, link history, recent deliveries, and "why didn't they get it?"."""
+    organization = current_organization()
+    user = db.session.scalar(
+        select(User).where(User.id == user_id, User.organization_id == organization.id)
+    )
+    if user is None:
+        abort(404)
+    chosen = request.args.get("notification", type=int)
+    notification = services.notification_or_none(organization, user, chosen) if chosen else None
+    if chosen and notification is None:
+        abort(404)
+    from ..me.services import own_links
+
+    return render_template(
+        "support/member.html",
+        organization=organization,
+        member=user,
+        links=own_links(user),
+        history=services.link_history(organization, user),
+        deliveries=services.recent_deliveries(organization, user),
+        notification=notification,
+        why=services.why_not(organization, user, notification) if notification else [],
+        state_labels=STATE_LABELS,
+        audit_label=lambda key: ACTIONS[key].summary if key in ACTIONS else key,
+    )
+
+
+@bp.get("/support/health")
+@require(Permission.VIEW_ANY_ORGANIZATION)
+def health() -> str:
+    """Integration health of one organization: state, last send, token expiry, last error."""
+    organization = current_organization()
+    return render_template(
+        "support/health.html",
+        organization=organization,
+        rows=services.health(organization),
+    )
