@@ -72,8 +72,11 @@ def database_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield url
         return
     url = make_url(server_url).set(database=f"chat_connect_test_{os.getpid()}")
+    # pre_ping: DL-10 restarts the server mid-session; the clean-up below must reconnect.
     admin = create_engine(
-        make_url(server_url).set(database="postgres"), isolation_level="AUTOCOMMIT"
+        make_url(server_url).set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=True,
     )
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}"'))

@@ -60,8 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app()
     bind_app(app)
     with app.app_context():
-        dispatcher.run_due()  # whatever was left by a previous run, before waiting for wake-ups
         interval = float(app.config["DELIVERY_SWEEP_SECONDS"])
+        try:
+            dispatcher.run_due()  # whatever a previous run left, before waiting for wake-ups
+        except Exception:  # e.g. the database is restarting: the sweeps will pick it up
+            logging.getLogger(__name__).exception("start-up pass failed; sweeps will retry")
     threading.Thread(target=_keep_sweeping, args=(interval,), daemon=True, name="sweep").start()
     Consumer(huey, workers=args.threads, worker_type="thread", periodic=True).run()
 

@@ -6,8 +6,10 @@ violation reported by the browser fails the test (PT-31).
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,37 +39,88 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
+def running_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
     with run_sandbox(tmp_path_factory.mktemp("sandbox")) as running:
         yield running
 
 
+@pytest.fixture
+def sandbox(running_sandbox: RunningSandbox) -> RunningSandbox:
+    """The sandbox in its seeded state: every browser test starts from the same world."""
+    running_sandbox.reset()
+    return running_sandbox
+
+
 @pytest.fixture(scope="session")
-def portal_url(sandbox: RunningSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The portal served by a real WSGI server, with demo data, against the sandbox."""
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated database with the demo data, copied for each test."""
     from flask_migrate import upgrade
 
-    database = tmp_path_factory.mktemp("portal") / "portal.sqlite3"
+    database = tmp_path_factory.mktemp("template") / "portal.sqlite3"
+    app = create_app(base_config(f"sqlite:///{database}"))
+    with app.app_context():
+        upgrade()
+        demo.load()
+        db.session.remove()
+        db.engine.dispose()
+    return database
+
+
+def _deliver_until(app: Any, stop: threading.Event) -> None:
+    """The delivery worker's loop: claim and send whatever is due, a few times a second."""
+    from portal.notifications import dispatcher
+
+    with app.app_context():
+        while not stop.is_set():
+            dispatcher.run_due()
+            db.session.remove()
+            stop.wait(0.2)
+
+
+@dataclass(frozen=True)
+class Portal:
+    url: str
+    database: Path
+
+
+@pytest.fixture
+def portal(sandbox: RunningSandbox, demo_database: Path, tmp_path: Path) -> Iterator[Portal]:
+    """The portal served by a real WSGI server, with fresh demo data, against the sandbox."""
+    database = tmp_path / "portal.sqlite3"
+    shutil.copyfile(demo_database, database)
     app = create_app(
         base_config(
             f"sqlite:///{database}",
             PROVIDER_CA_BUNDLE=sandbox.ca_bundle,
             SMTP_URL=f"smtp://127.0.0.1:{sandbox.smtp_port}",
+            HUEY_SQLITE_PATH=str(tmp_path / "huey.sqlite3"),
+            # Deliveries go out from a worker loop beside the server, as in `make run`, not
+            # inline in the request that queued them.
+            DELIVERY_AUTOWAKE=False,
             **sandbox_urls(sandbox.http_url, sandbox.https_url),
         )
     )
-    with app.app_context():
-        upgrade()
-        demo.load()
-        db.session.remove()
+    stop = threading.Event()
+    worker = threading.Thread(target=_deliver_until, args=(app, stop), daemon=True)
+    worker.start()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
     app.config["PUBLIC_BASE_URL"] = url
     sandbox.configure(portal_url=url)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield url
+    yield Portal(url, database)
+    stop.set()
+    worker.join(timeout=30)
     server.shutdown()
+    server.server_close()
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def portal_url(portal: Portal) -> str:
+    return portal.url
 
 
 @pytest.fixture(scope="session")

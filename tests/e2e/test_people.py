@@ -24,17 +24,13 @@ from portal.integrations.models import (
 )
 from portal.notifications.services import create_notification
 from tests.conftest import base_config
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import Portal, login, screenshot
 
 
-@pytest.fixture(scope="module")
-def slack_demo(portal_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    # The database the session's portal_url fixture created and serves.
-    database = max(
-        Path(tmp_path_factory.getbasetemp()).glob("portal[0-9]*/portal.sqlite3"),
-        key=lambda path: path.stat().st_mtime,
-    )
-    app = create_app(base_config(f"sqlite:///{database}"))
+@pytest.fixture
+def slack_demo(portal: Portal) -> None:
+    """A connected Slack with member01 linked and one notification, in this test's database."""
+    app = create_app(base_config(f"sqlite:///{portal.database}"))
     with app.app_context():
         demo = db.session.scalar(select(Organization).filter_by(slug="demo"))
         assert demo is not None

@@ -17,8 +17,9 @@ from tests.e2e.conftest import login, screenshot
 
 
 def wait_for_message(
-    sandbox: RunningSandbox, predicate: Any, timeout: float = 10
+    sandbox: RunningSandbox, predicate: Any, timeout: float = 60
 ) -> dict[str, Any]:
+    # The worker also sends the link notices of the auto-link, paced at Slack's 1 message/s.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for message in sandbox.control("GET", "/_control/messages?provider=slack"):
