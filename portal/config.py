@@ -6,6 +6,8 @@ applies a mapping passed by tests. Every key is listed in ``.env.example``.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -70,6 +72,9 @@ class BaseConfig:
         "pool_pre_ping": True,
         "pool_size": 10,
         "max_overflow": 40,
+        # JSON as readable UTF-8, so searches can match Japanese inside JSON columns (a Chatwork
+        # contact's department or organization in ChatAccount.extra).
+        "json_serializer": functools.partial(json.dumps, ensure_ascii=False),
     }
     PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     SMTP_URL = _env("SMTP_URL", "smtp://127.0.0.1:1025")

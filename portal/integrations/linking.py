@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Text, and_, cast, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Organization, User
@@ -356,13 +356,18 @@ def member_row(integration: Integration | None, user: User) -> MemberRow:
 def list_accounts(
     integration: Integration, *, query: str, page: int, per_page: int
 ) -> tuple[list[AccountChoice], int]:
-    """The workspace's active accounts for the dialog, searchable by name or e-mail."""
+    """The workspace's active accounts for the dialog, searchable by name, e-mail or any
+    provider detail kept with the account (a Chatwork contact's organization or department)."""
     stmt = select(ChatAccount.id).where(
         ChatAccount.integration_id == integration.id, ChatAccount.is_active.is_(True)
     )
     if query:
         stmt = stmt.where(
-            or_(contains_ci(ChatAccount.name, query), contains_ci(ChatAccount.email, query))
+            or_(
+                contains_ci(ChatAccount.name, query),
+                contains_ci(ChatAccount.email, query),
+                contains_ci(cast(ChatAccount.extra, Text), query),
+            )
         )
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     ids = (
