@@ -1,0 +1,352 @@
+"""Slack part of the dispatch benchmark: 1,000 DMs through the sandbox, the portal against Apprise.
+
+A sandbox workspace of 1,000 users and an organization of 1,000 members linked to them the
+real way (bot token from the consent page + ``oauth.v2.access``, ``users.list`` sync, e-mail
+auto-link). Then, in the same run and to the same recipients with the same texts:
+
+- **portal**: 1,000 Slack deliveries queued and sent by ``dispatcher.run_due()`` in this process
+  through ``SlackProvider`` (``conversations.open`` + ``chat.postMessage``, paced per workspace,
+  429 → rescheduled);
+- **apprise**: Apprise's Slack plugin in bot mode (``slack://xoxb-…/+U…``), its ``api_url``
+  pointed at the sandbox's HTTPS listener and ``verify`` at the sandbox CA, one plugin instance
+  sending the DMs one after another (Apprise's own pacing, no retries: its defaults; ``+U…`` is
+  Apprise's raw-id target: ``@U…`` is sent as ``channel="@U…"``, which the sandbox refuses).
+
+Apprise's bot-mode body is ``attachments`` only (no ``text``, no top-level ``blocks``): Slack
+accepts that, the sandbox answers ``no_text``. ``accept_attachments()`` patches the sandbox's
+``chat.postMessage`` handler in this process so attachments count as content (the stored text
+is the attachments' title/text); nothing else changes.
+
+Both are timed; 429s are counted on the client side, receipts with the control API
+(``GET /_control/messages?provider=slack``), calls per method (429s included) with
+``GET /_control/requests``. The ratio is portal throughput ÷ Apprise's.
+
+Rate limits: the sandbox's real Slack figures (``sandbox/config.py`` ``RATE_LIMITS``:
+chat.postMessage 5/1 s and 60/60 s per channel, 400/60 s per workspace; conversations.open
+Tier 3 50/60 s), with every window multiplied by ``--window-scale`` (default 0.05) so the run
+fits in a few minutes. Both clients' own pacing is scaled by the same factor (the portal's
+1 msg/s budget, Apprise's 1.2 s between calls), so ``real_time_s`` = seconds ÷ scale estimates
+the time at Slack's real windows (the sandbox's ``Retry-After`` is whole seconds, at least 1, and
+is not scaled: under compression a 429 costs the portal relatively more than it would at Slack).
+Second part (``--scale``, default 1000): every limit ×1000 and ``--latency-ms`` per call, so
+latency binds instead of the limits.
+
+    .venv/bin/python bench/dispatch_slack.py [--dms 1000] [--window-scale 0.05] [--scale 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import threading
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import requests  # noqa: E402
+from apprise import Apprise  # noqa: E402
+from apprise.plugins import slack as apprise_slack  # noqa: E402
+from autolink import TEAM, counts, diff, install_token  # noqa: E402
+from dispatch import MEMBERS, build, percentile, queue, sent_stats  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from portal.accounts.models import Organization  # noqa: E402
+from portal.config import sandbox_urls  # noqa: E402
+from portal.extensions import db  # noqa: E402
+from portal.integrations import directory, linking  # noqa: E402
+from portal.integrations.models import (  # noqa: E402
+    AccountLink,
+    ChatAccount,
+    DirectorySync,
+    Integration,
+    IntegrationState,
+)
+from portal.integrations.providers import slack  # noqa: E402
+from portal.integrations.registry import providers  # noqa: E402
+from portal.notifications import dispatcher  # noqa: E402
+from portal.notifications.models import Channel, Delivery, DeliveryState, Notification  # noqa: E402
+from sandbox.config import RATE_LIMITS  # noqa: E402
+from sandbox.slack import api as slack_api  # noqa: E402
+from sandbox.testing import run_sandbox  # noqa: E402
+
+APPRISE_INTERVAL = apprise_slack.NotifySlack.request_rate_per_sec  # seconds between calls: 1.2
+SLACK_BUCKETS = [k for k in RATE_LIMITS if k.startswith("slack:")]
+
+
+class PortalCounter:
+    """Counts every Slack Web API call the portal makes, and the 429s among them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.limited = 0
+        self.lock = threading.Lock()
+        self.original = slack.call_slack
+
+    def __call__(self, function: Any) -> Any:
+        try:
+            return self.original(function)
+        except slack.ProviderRateLimited:
+            with self.lock:
+                self.limited += 1
+            raise
+        finally:
+            with self.lock:
+                self.calls += 1
+
+
+class AppriseCounter:
+    """Stands in for the ``requests`` module inside Apprise's Slack plugin, counting answers."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.limited = 0
+        self.statuses: dict[int, int] = {}
+        self.module = types.SimpleNamespace(
+            request=self.request,
+            codes=requests.codes,
+            RequestException=requests.RequestException,
+            post=requests.post,
+            get=requests.get,
+        )
+
+    def request(self, method: str, url: str, *, timeout: Any, **kwargs: Any) -> requests.Response:
+        response = requests.request(method, url, timeout=timeout, **kwargs)  # Apprise's timeout
+        self.calls += 1
+        self.limited += response.status_code == 429
+        self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
+        return response
+
+
+def accept_attachments() -> None:
+    """Slack accepts ``attachments`` alone as a message's content; let the sandbox do so too."""
+    spec = slack_api.METHODS["chat.postMessage"]
+    handler = spec.handler
+
+    def post_message(call: Any) -> Any:
+        if not call.args.get("text") and not call.args.get("blocks"):
+            attachments = call.args.get("attachments") or []
+            if isinstance(attachments, str):
+                attachments = json.loads(attachments)
+            parts = [str(a.get(k) or "") for a in attachments for k in ("title", "text")]
+            call.args["text"] = "\n".join(p for p in parts if p)
+        return handler(call)
+
+    slack_api.METHODS["chat.postMessage"] = dataclasses.replace(spec, handler=post_message)
+
+
+def received(box: Any) -> int:
+    return len(box.control("GET", "/_control/messages?provider=slack"))
+
+
+def connect(app: Any, box: Any) -> dict[int, tuple[int, int]]:
+    """Bot token from the sandbox, integration row, users.list sync, e-mail auto-link."""
+    with app.app_context():
+        token = install_token(box, app.config["PUBLIC_BASE_URL"])
+        organization_id = db.session.scalar(select(Organization.id))
+        integration = Integration(
+            organization_id=organization_id,
+            provider="slack",
+            state=IntegrationState.CONNECTED,
+            external_id=TEAM,
+            display_name="ベンチ株式会社",
+            config={"team_id": TEAM},
+        )
+        db.session.add(integration)
+        db.session.flush()
+        integration.set_secrets({"access_token": token["access_token"]})
+        run = DirectorySync(organization_id=organization_id, integration_id=integration.id)
+        db.session.add(run)
+        db.session.commit()
+        directory.run_sync(run.id)
+        linking.apply_email_matches(integration, actor=None)
+        rows = db.session.execute(
+            select(AccountLink.user_id, AccountLink.chat_account_id).where(
+                AccountLink.integration_id == integration.id
+            )
+        ).all()
+        return {user: (integration.id, account) for user, account in rows}
+
+
+def dms_of(app: Any) -> tuple[str, list[tuple[str, str, str]]]:
+    """The bot token and the queued DMs as (Slack user id, title, body), in queue order."""
+    with app.app_context():
+        integration = db.session.scalars(select(Integration)).one()
+        token = str(integration.get_secrets()["access_token"])
+        rows = db.session.execute(
+            select(ChatAccount.external_id, Notification.title, Notification.body)
+            .join(Delivery, Delivery.chat_account_id == ChatAccount.id)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .order_by(Delivery.id)
+        ).all()
+        return token, [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def portal_part(app: Any, count: int, rate: float, deadline: float) -> dict[str, Any]:
+    provider = providers._providers["slack"]
+    provider.rate_per_second = rate  # type: ignore[attr-defined]  # instance only, this process
+    counter = PortalCounter()
+    slack.call_slack = counter  # type: ignore[assignment]
+    started = time.monotonic()
+    try:
+        with app.app_context():
+            while True:
+                dispatcher.run_due()
+                sent, _ = sent_stats(app)
+                if sent >= count or time.monotonic() - started > deadline:
+                    break
+                time.sleep(0.05)
+    finally:
+        slack.call_slack = counter.original  # type: ignore[assignment]
+        del provider.rate_per_second  # type: ignore[attr-defined]
+    elapsed = time.monotonic() - started
+    sent, latencies = sent_stats(app)
+    with app.app_context():
+        failed = db.session.scalar(
+            select(db.func.count()).where(Delivery.state != DeliveryState.SENT)
+        )
+    return {
+        "sent": sent,
+        "not_sent": failed,
+        "seconds": round(elapsed, 2),
+        "per_second": round(sent / elapsed, 2),
+        "api_calls": counter.calls,
+        "answered_429": counter.limited,
+        "enqueue_to_sent_p50_s": round(percentile(latencies, 50), 2) if latencies else None,
+        "enqueue_to_sent_p95_s": round(percentile(latencies, 95), 2) if latencies else None,
+    }
+
+
+def apprise_part(
+    box: Any, token: str, dms: list[tuple[str, str, str]], interval: float, deadline: float
+) -> dict[str, Any]:
+    """One plugin instance, the target swapped per DM (each DM has its own text)."""
+    plugin = Apprise.instantiate(f"slack://{token}/+{dms[0][0]}?format=text")
+    assert plugin is not None and plugin.mode is apprise_slack.SlackMode.BOT
+    plugin.verify_certificate = box.ca_bundle  # the sandbox CA, for Apprise's requests only
+    plugin.request_rate_per_sec = interval
+    counter = AppriseCounter()
+    original_url, original_requests = apprise_slack.NotifySlack.api_url, apprise_slack.requests
+    apprise_slack.NotifySlack.api_url = f"{box.https_url}/slack/api/{{}}"
+    apprise_slack.requests = counter.module  # type: ignore[assignment]
+    ok = failed = 0
+    started = time.monotonic()
+    try:
+        for user_id, title, body in dms:
+            plugin.channels = [f"+{user_id}"]
+            if plugin.notify(body=body, title=title):
+                ok += 1
+            else:
+                failed += 1
+            if time.monotonic() - started > deadline:
+                break
+    finally:
+        apprise_slack.NotifySlack.api_url = original_url
+        apprise_slack.requests = original_requests  # type: ignore[assignment]
+    elapsed = time.monotonic() - started
+    return {
+        "sent": ok,
+        "failed": failed,
+        "seconds": round(elapsed, 2),
+        "per_second": round(ok / elapsed, 2),
+        "api_calls": counter.calls,
+        "answered_429": counter.limited,
+        "statuses": counter.statuses,
+    }
+
+
+def pair(tmp: Path, name: str, box: Any, args: Any, rate: float, interval: float) -> dict[str, Any]:
+    """Portal then Apprise, same DMs, fresh rate-limit counters for each."""
+    app = build(
+        f"sqlite:///{tmp / (name + '.sqlite3')}",
+        box.smtp_port,
+        {
+            "DELIVERY_CONCURRENCY": args.concurrency,
+            "PROVIDER_CA_BUNDLE": box.ca_bundle,
+            **sandbox_urls(box.http_url, box.https_url),
+        },
+    )
+    for logger in ("werkzeug", "apprise"):
+        logging.getLogger(logger).setLevel(logging.ERROR)  # 1,000s of lines otherwise
+    links = connect(app, box)
+    queue(app, args.dms, Channel.SLACK, links)
+    token, dms = dms_of(app)
+    box.state.limiter.reset()
+    before, calls = received(box), counts(box)
+    portal = portal_part(app, args.dms, rate, args.deadline)
+    portal["sandbox_received"] = received(box) - before
+    portal["sandbox_calls"] = diff(calls, counts(box))
+    box.state.limiter.reset()
+    before, calls = received(box), counts(box)
+    peer = apprise_part(box, token, dms, interval, args.deadline)
+    peer["sandbox_received"] = received(box) - before
+    peer["sandbox_calls"] = diff(calls, counts(box))
+    return {
+        "portal": portal,
+        "apprise": peer,
+        "ratio": round(portal["per_second"] / peer["per_second"], 2) if peer["sent"] else None,
+        "linked_members": len(links),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dms", type=int, default=1000)
+    parser.add_argument("--window-scale", type=float, default=0.05, help="sandbox window ×")
+    parser.add_argument("--scale", type=float, default=1000.0, help="limits × (0: skip part 2)")
+    parser.add_argument("--latency-ms", type=int, default=50, help="per call, part 2 only")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--deadline", type=float, default=240.0, help="seconds per side")
+    args = parser.parse_args()
+    scale = args.window_scale
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        config = {"rate_window_scale": scale}
+        with run_sandbox(tmp / "sandbox", config=config) as box:
+            accept_attachments()
+            box.control(
+                "POST",
+                "/_control/data/slack",
+                {"count": MEMBERS, "domain": "bench.example", "match_ratio": 1.0,
+                 "team_id": TEAM, "seed": 1},
+            )  # fmt: skip
+            rate = slack.SlackProvider.rate_per_second / scale
+            limits = pair(tmp, "limits", box, args, rate, APPRISE_INTERVAL * scale)
+            for side in ("portal", "apprise"):
+                limits[side]["real_time_s"] = round(limits[side]["seconds"] / scale, 1)
+            limits["settings"] = {
+                "rate_window_scale": scale,
+                "rules": {k: box.state.settings.rate_rules(k) for k in SLACK_BUCKETS},
+                "portal_budget_per_s": rate,
+                "portal_burst": slack.SlackProvider.burst,
+                "apprise_interval_s": APPRISE_INTERVAL * scale,
+                "concurrency": args.concurrency,
+            }
+            figures: dict[str, Any] = {"dms": args.dms, "at_slack_limits": limits}
+            if args.scale:
+                box.configure(rate_limit_scale=args.scale, latency_ms=args.latency_ms)
+                rate = slack.SlackProvider.rate_per_second * args.scale / scale
+                interval = APPRISE_INTERVAL * scale / args.scale
+                latency = pair(tmp, "latency", box, args, rate, interval)
+                latency["settings"] = {
+                    "rate_limit_scale": args.scale,
+                    "rate_window_scale": scale,
+                    "latency_ms": args.latency_ms,
+                    "portal_budget_per_s": rate,
+                    "apprise_interval_s": interval,
+                    "concurrency": args.concurrency,
+                }
+                figures["latency_bound"] = latency
+    print(json.dumps(figures, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
