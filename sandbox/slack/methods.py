@@ -142,7 +142,9 @@ def chat_post_message(call: Call) -> dict[str, Any]:
     channel, user = _resolve_channel(team, str(call.args.get("channel") or ""))
     text = str(call.args.get("text") or "")
     blocks = parse_blocks(call.args.get("blocks"))
-    if not text and not blocks:
+    # Slack documents text, blocks or attachments as valid content (Apprise sends attachments).
+    attachments = call.args.get("attachments")
+    if not text and not blocks and not attachments:
         raise SlackError("no_text")
     if len(text) > MAX_TEXT:
         raise SlackError("msg_too_long")
