@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, url_for
-from flask_babel import force_locale
-from sqlalchemy import select
-
-from ..accounts.models import Organization, User
-from ..accounts.permissions import Role
+from ..accounts.models import Organization
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
@@ -69,28 +64,15 @@ def _send_admin_alerts(integration_id: int) -> None:
     if integration is None:
         return
     organization = db.session.get(Organization, integration.organization_id)
-    admins = db.session.scalars(
-        select(User).where(
-            User.organization_id == integration.organization_id,
-            User.role == Role.ADMIN,
-            User.is_active_flag.is_(True),
-        )
-    ).all()
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    with current_app.test_request_context(base_url=base):
-        link = url_for("integrations.index", _external=True)
-    for admin in admins:
-        with force_locale(mail.locale_for(admin)):
-            reason = explain_error(integration.provider, integration.last_error)
-        message = mail.build(
-            admin,
-            "admin_alert",
-            provider=PROVIDER_NAMES.get(integration.provider, integration.provider),
-            organization=organization,
-            reason=reason,
-            url=link,
-        )
-        try:
-            mail.send(message)
-        except mail.MailError:  # the banner on 外部ツールの連携 still tells them
-            continue
+    link = mail.external_url("integrations.index")
+    provider = PROVIDER_NAMES.get(integration.provider, integration.provider)
+    mail.email_admins(
+        integration.organization_id,
+        "admin_alert",
+        lambda _admin: {
+            "provider": provider,
+            "organization": organization,
+            "reason": explain_error(integration.provider, integration.last_error),
+            "url": link,
+        },
+    )

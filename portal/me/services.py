@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, url_for
-from flask_babel import force_locale
 from sqlalchemy import func, select
 
 from ..accounts.models import Organization, User
-from ..accounts.permissions import Role
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
@@ -183,27 +180,15 @@ def _send_disowned_alerts(integration_id: int, user_id: int, account_name: str) 
     member = db.session.get(User, user_id)
     if integration is None or member is None:
         return
-    admins = db.session.scalars(
-        select(User).where(
-            User.organization_id == integration.organization_id,
-            User.role == Role.ADMIN,
-            User.is_active_flag.is_(True),
-        )
-    ).all()
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    with current_app.test_request_context(base_url=base):
-        url = url_for("integrations.members", provider=integration.provider, _external=True)
-    for admin in admins:
-        with force_locale(mail.locale_for(admin)):
-            message = mail.build(
-                admin,
-                "link_disowned",
-                provider=PROVIDER_NAMES.get(integration.provider, integration.provider),
-                member=member,
-                account=account_name,
-                url=url,
-            )
-        try:
-            mail.send(message)
-        except mail.MailError:  # the audit log still shows it
-            log.warning("could not e-mail admin %s about a disowned link", admin.id)
+    url = mail.external_url("integrations.members", provider=integration.provider)
+    provider = PROVIDER_NAMES.get(integration.provider, integration.provider)
+    mail.email_admins(
+        integration.organization_id,
+        "link_disowned",
+        lambda _admin: {
+            "provider": provider,
+            "member": member,
+            "account": account_name,
+            "url": url,
+        },
+    )

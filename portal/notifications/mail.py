@@ -6,18 +6,25 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import ssl
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import current_app, render_template
+from flask import current_app, render_template, url_for
 from flask_babel import force_locale
+from sqlalchemy import select
 
 from ..accounts.models import User
+from ..accounts.permissions import Role
+from ..extensions import db
 
 TIMEOUT_SECONDS = 20
+log = logging.getLogger(__name__)
 
 
 class MailError(Exception):
@@ -73,3 +80,38 @@ def send(message: EmailMessage) -> None:
         raise MailError(f"SMTP {exc.smtp_code}", permanent=500 <= exc.smtp_code < 600) from exc
     except (OSError, smtplib.SMTPException) as exc:
         raise MailError(f"mail server unreachable: {type(exc).__name__}") from exc
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute portal URL built outside a request (workers), from ``PUBLIC_BASE_URL``."""
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    with current_app.test_request_context(base_url=base):
+        return url_for(endpoint, _external=True, **values)
+
+
+def email_admins(
+    organization_id: int, template: str, context: Callable[[User], dict[str, Any]]
+) -> int:
+    """Send ``template`` to every active admin of the organization, each in their language.
+
+    ``context(admin)`` runs inside the admin's locale, so translated values come out right.
+    Returns how many were accepted; a refused message is logged, never raised: the portal
+    shows the same information (banners, audit log), the e-mail is a courtesy.
+    """
+    admins = db.session.scalars(
+        select(User).where(
+            User.organization_id == organization_id,
+            User.role == Role.ADMIN,
+            User.is_active_flag.is_(True),
+        )
+    ).all()
+    sent = 0
+    for admin in admins:
+        with force_locale(locale_for(admin)):
+            values = context(admin)
+        try:
+            send(build(admin, template, **values))
+            sent += 1
+        except MailError:
+            log.warning("could not e-mail admin %s (%s)", admin.id, template)
+    return sent

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from ...crypto import SecretUnavailable
+
 if TYPE_CHECKING:
     from ..models import ChatAccount, Integration
     from ..pipeline import Step
@@ -165,3 +167,18 @@ class ChatProvider(abc.ABC):
         ``"bot_not_installed"`` (Teams). Members left out get the generic reasons (no e-mail
         match, match available). The default knows nothing provider-specific."""
         return {}
+
+
+def stored_secrets(integration: Integration) -> dict[str, Any]:
+    """The integration's decrypted secrets with an access token, or ProviderAuthError.
+
+    An unreadable value (wrong key, tampered row) or a missing token means the connection is
+    dead: the worker then marks the integration "reconnect required" and e-mails the member.
+    """
+    try:
+        values = integration.get_secrets()
+    except SecretUnavailable:
+        raise ProviderAuthError("stored token unreadable", code="secret_unreadable") from None
+    if not values.get("access_token"):
+        raise ProviderAuthError("no stored token", code="not_authed")
+    return values

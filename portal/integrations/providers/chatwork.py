@@ -34,7 +34,6 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ...crypto import SecretUnavailable
 from ...database import utcnow
 from ...extensions import db
 from ..models import ChatAccount, Integration
@@ -52,6 +51,7 @@ from .base import (
     ProviderRateLimited,
     RecipientNotFound,
     TemporaryProviderError,
+    stored_secrets,
 )
 from .oauth import OAuthAuthorizeStep, OAuthCallbackStep, OAuthSpec
 
@@ -236,13 +236,7 @@ class ChatworkClient:
         self.integration = integration
 
     def _secrets(self) -> dict[str, Any]:
-        try:
-            values = self.integration.get_secrets()
-        except SecretUnavailable:
-            raise ProviderAuthError("stored token unreadable", code="secret_unreadable") from None
-        if not values.get("access_token"):
-            raise ProviderAuthError("no stored token", code="not_authed")
-        return values
+        return stored_secrets(self.integration)
 
     def _token(self) -> str:
         values = self._secrets()

@@ -30,7 +30,6 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
 
-from ...crypto import SecretUnavailable
 from ...database import utcnow
 from ...extensions import db
 from ..models import ChatAccount, Integration
@@ -48,6 +47,7 @@ from .base import (
     ProviderRateLimited,
     RecipientNotFound,
     TemporaryProviderError,
+    stored_secrets,
 )
 from .oauth import OAuthAuthorizeStep, OAuthCallbackStep, OAuthSpec
 
@@ -185,13 +185,7 @@ class SlackClient:
     # --- credentials ---------------------------------------------------------------------
 
     def _secrets(self) -> dict[str, Any]:
-        try:
-            values = self.integration.get_secrets()
-        except SecretUnavailable:
-            raise ProviderAuthError("stored token unreadable", code="secret_unreadable") from None
-        if not values.get("access_token"):
-            raise ProviderAuthError("no stored token", code="not_authed")
-        return values
+        return stored_secrets(self.integration)
 
     def _token(self) -> str:
         values = self._secrets()
