@@ -13,7 +13,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, request, session
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from ..accounts.models import User, UserSession
 from ..database import utcnow
@@ -70,8 +70,20 @@ def load_user(user_id: str) -> User | None:
     sid = session.get(SESSION_KEY)
     if not sid:
         return None
-    record = db.session.get(UserSession, _hash(sid))
-    if record is None or str(record.user_id) != user_id:
+    # One query for the session and its user: this runs on every request.
+    row = (
+        db.session.execute(
+            select(UserSession, User)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.id_hash == _hash(sid))
+        )
+        .tuples()
+        .first()
+    )
+    if row is None:
+        return None
+    record, user = row
+    if str(record.user_id) != user_id:
         return None
     now = utcnow()
     config = current_app.config
@@ -82,8 +94,7 @@ def load_user(user_id: str) -> User | None:
         db.session.delete(record)
         db.session.commit()
         return None
-    user = db.session.get(User, record.user_id)
-    if user is None or not user.is_active:
+    if not user.is_active:
         return None
     if now - record.last_seen_at > TOUCH_INTERVAL:
         record.last_seen_at = now
