@@ -63,6 +63,9 @@ def test_chatwork_procedure(page: Any, sandbox: RunningSandbox) -> None:
         page.wait_for_load_state("networkidle")
     page.click("nav >> text=外部ツールの連携")
     page.wait_for_url("**/settings/integrations")
+    # The admin already lands on this page after login, so the URL matches before the boosted
+    # (htmx) navigation finishes; wait for it, or the next click races the swap.
+    page.wait_for_load_state("networkidle")
     page.click("#provider-chatwork .provider-link")
     page.wait_for_url("**/settings/integrations/chatwork")
     expect(page.locator("#chatwork-step-prepare")).to_be_visible()

@@ -37,6 +37,9 @@ def test_slack_procedure(page: Any, sandbox: RunningSandbox) -> None:
         page.wait_for_load_state("networkidle")
     page.click("nav >> text=外部ツールの連携")
     page.wait_for_url("**/settings/integrations")
+    # The admin already lands on this page after login, so the URL matches before the boosted
+    # (htmx) navigation finishes; wait for it, or the next click races the swap.
+    page.wait_for_load_state("networkidle")
     page.click("#provider-slack .provider-link")
     page.wait_for_url("**/settings/integrations/slack")
     screenshot(page, "slack-1-add-to-slack")

@@ -56,6 +56,9 @@ def test_teams_procedure(page: Any, sandbox: RunningSandbox, portal_url: str) ->
         page.wait_for_load_state("networkidle")
     page.click("nav >> text=外部ツールの連携")
     page.wait_for_url("**/settings/integrations")
+    # The admin already lands on this page after login, so the URL matches before the boosted
+    # (htmx) navigation finishes; wait for it, or the next click races the swap.
+    page.wait_for_load_state("networkidle")
     page.click("#provider-teams .provider-link")
     page.wait_for_url("**/settings/integrations/teams")
     expect(page.locator("#teams-admin-rights")).to_be_visible()
