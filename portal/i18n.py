@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, current_app, has_request_context, request, session
+from flask import Flask, current_app, g, has_app_context, has_request_context, request, session
+from flask_babel import Domain
 from flask_login import current_user
 
 from .extensions import babel
@@ -42,6 +44,31 @@ def compile_catalogs(root: Path) -> None:
         tmp.replace(mo)  # atomic: concurrent processes never read half a file
 
 
+class RequestCachedDomain(Domain):
+    """Flask-Babel's message domain, with the catalog found once per request and locale.
+
+    Flask-Babel 4 resolves the locale and its catalog again on every ``gettext`` (three lookups
+    of ``g`` and a ``str(Locale)``, ~12 µs): a member page with 50 rows makes ~250 calls, a third
+    of its rendering time. The cache lives in Flask-Babel's own per-context namespace and is
+    keyed on the locale object, so ``force_locale`` (e-mails in the recipient's language)
+    switches catalogs and switches back exactly as before.
+    """
+
+    def get_translations(self) -> Any:
+        if not has_app_context():
+            return super().get_translations()
+        state = g.get("_flask_babel")
+        cached = getattr(state, "portal_translations", None)
+        if cached is not None and cached[0] is getattr(state, "babel_locale", None):
+            return cached[1]
+        translations = super().get_translations()  # selects the locale when not yet chosen
+        state = g._flask_babel
+        state.portal_translations = (state.babel_locale, translations)
+        return translations
+
+
 def init_app(app: Flask) -> None:
     compile_catalogs(Path(app.root_path) / "translations")
     babel.init_app(app, locale_selector=select_locale)
+    # Babel.domain_instance is a cached property: setting it replaces the default domain.
+    babel.domain_instance = RequestCachedDomain()

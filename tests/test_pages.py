@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask
+from flask_babel import force_locale, gettext
+
 from portal.accounts.permissions import Role
 from portal.extensions import db
 from portal.integrations.models import Integration, IntegrationState
@@ -49,6 +52,9 @@ def test_members_search_paging_and_partial(
     assert "<html" not in partial.text
     by_mail = client.get("/settings/members?q=bulk07@").text
     assert "山田 07" in by_mail and "山田 08" not in by_mail
+    # Case is ignored (lower() LIKE on PostgreSQL, LIKE on SQLite), kanji match as typed.
+    upper = client.get("/settings/members?q=BULK07@DEMO").text
+    assert "山田 07" in upper and "山田 08" not in upper
     # LIKE wildcards are matched literally.
     assert "メンバー 0 人" in client.get("/settings/members?q=%25").text
 
@@ -124,6 +130,17 @@ def test_support_without_organization_is_sent_to_the_chooser(
     assert response.headers["Location"].endswith("/support/organizations")
     chooser = client.get("/support/organizations?q=サンプル").text
     assert "サンプル商事" in chooser and "デモ株式会社" not in chooser
+
+
+def test_translations_follow_force_locale_within_a_request(app: Flask) -> None:
+    # The catalog is cached per request and locale (portal/i18n.py): an e-mail rendered in the
+    # recipient's language must not leak into the page, nor the page's into the e-mail.
+    with app.test_request_context("/", headers={"Accept-Language": "ja"}):
+        page = app.jinja_env.from_string("{{ _('Members') }}")
+        assert gettext("Members") == page.render() == "メンバー"
+        with force_locale("en"):
+            assert gettext("Members") == page.render() == "Members"
+        assert gettext("Members") == page.render() == "メンバー"
 
 
 def test_i18n_catalog_is_complete() -> None:
