@@ -32,7 +32,8 @@ Read-outs
   GET  /_control/tokens?provider=           issued tokens with status
   GET  /_control/requests                   {"counts": {operation: n}, "recent": [...]}
   GET  /_control/outbound                   events/activities sent to the portal, with status
-  GET  /_control/mail?to=                   caught e-mail
+  GET  /_control/mail?to=                   caught e-mail (the newest 5,000)
+  GET  /_control/mail/count                 {"received": n}: every message caught since reset
 Actions
   POST /_control/slack/uninstall            {"team_id": "T0DEMO0001"}
   POST /_control/teams/install              {"user": "<e-mail|object id>", "tenant_id"?}
@@ -230,6 +231,12 @@ def outbound() -> Response:
 def mail() -> Response:
     """Caught e-mail."""
     return jsonify([m.public() for m in current_state().mail.all(request.args.get("to"))])
+
+
+@bp.get("/mail/count")
+def mail_count() -> Response:
+    """How many messages were caught, including those past the kept 5,000 (load benchmarks)."""
+    return jsonify(received=current_state().mail.received)
 
 
 @bp.post("/slack/uninstall")

@@ -25,6 +25,7 @@ def test_smtp_catcher_decodes_japanese_multipart(sandbox: RunningSandbox) -> Non
     assert caught[0]["subject"] == "1on1のリマインド"
     assert caught[0]["text"].strip() == "明日は1on1です。"
     assert "<b>1on1</b>" in caught[0]["html"]
+    assert sandbox.control("GET", "/_control/mail/count") == {"received": 1}
     page = requests.get(sandbox.http_url + "/?tab=mail", timeout=10).text
     assert "1on1のリマインド" in page and "member01@demo.example" in page
 
