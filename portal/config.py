@@ -120,6 +120,8 @@ class BaseConfig:
     SLACK_SIGNING_SECRET = _env("SLACK_SIGNING_SECRET")
     MS_APP_ID = _env("MS_APP_ID")
     MS_CLIENT_SECRET = _env("MS_CLIENT_SECRET")
+    # When MS_CLIENT_SECRET expires (ISO 8601, e.g. 2028-05-31): warned about 14 days ahead.
+    MS_CLIENT_SECRET_EXPIRES_AT = _env("MS_CLIENT_SECRET_EXPIRES_AT")
     TEAMS_BOT_NAME = _env("TEAMS_BOT_NAME", "Wistant bot")
     TEAMS_SERVICE_URL_HOSTS = _env("TEAMS_SERVICE_URL_HOSTS", "smba.trafficmanager.net")
 

@@ -104,6 +104,9 @@ class SuggestionReport:
     not_found: list[str] = field(default_factory=list)
     not_found_count: int = 0
     already_linked: int = 0
+    #: Each unlinked member's case for the coverage dashboard: "suggestion_available",
+    #: "ambiguous_name" or "not_contact".
+    reasons: dict[int, str] = field(default_factory=dict)
 
 
 def suggest(integration: Integration, *, sample: int = 200) -> SuggestionReport:
@@ -150,12 +153,15 @@ def suggest(integration: Integration, *, sample: int = 200) -> SuggestionReport:
             continue
         found = candidates[member.id]
         if not found:
+            report.reasons[member.id] = "not_contact"
             report.not_found_count += 1
             if len(report.not_found) < sample:
                 report.not_found.append(member.name)
         elif len(found) > 1 or claims[next(iter(found))] > 1:
+            report.reasons[member.id] = "ambiguous_name"
             report.ambiguous.append(member.name)
         else:
+            report.reasons[member.id] = "suggestion_available"
             account = account_rows[next(iter(found))]
             report.suggestions.append(
                 Suggestion(

@@ -1,15 +1,20 @@
 """Coverage of one integration: how many members are linked and, for the rest, why.
 
-Generic reasons come from the directory and the links; a provider may refine them through
-``ChatProvider.unlinked_reasons`` (e.g. Chatwork "not a contact", Teams "bot not installed").
+Generic reasons come from the directory and the links; a provider refines them through
+``ChatProvider.unlinked_reasons`` (Chatwork: suggestion, ambiguous name, not a contact) and
+``ChatProvider.unreachable_reason`` (Teams: linked, but the bot is not installed). Each reason
+carries its one-click next step as data (:data:`REASONS`); the dashboard only renders them.
 Four whole-organization queries, no per-member query: fine at 10,000 members.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from flask import url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -18,14 +23,85 @@ from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..integrations.registry import providers
 
-#: Reason → label shown on the dashboard (provider hooks may return others; shown as is).
-REASON_LABELS = {
-    "match_available": _l("E-mail matches an account: can be linked automatically"),
-    "no_email_match": _l("No account with the member's e-mail address"),
-    "not_contact": _l("Not a Chatwork contact of the connected account"),
-    "bot_not_installed": _l("The bot is not installed for this member"),
-    "deactivated": _l("Linked account deactivated in the chat tool"),
-    "flagged": _l("Linked, but the chat tool refuses messages to it"),
+
+@dataclass(frozen=True)
+class Reason:
+    """Why some members get no DM, and the page (``endpoint`` with ``provider=``) that fixes it."""
+
+    label: Any
+    step: Any
+    endpoint: str = "integrations.members"
+    args: tuple[tuple[str, str], ...] = ()
+    anchor: str | None = None
+    #: The members are linked, but not reachable: they do not count as working.
+    linked: bool = False
+    #: A directory re-sync may clear it (the account came back, a contact was accepted).
+    resync: bool = False
+
+    def url(self, provider: str, extra: Mapping[str, str]) -> str:
+        """Where the next step is taken, keeping ``extra`` (support staff's ``org``)."""
+        values: dict[str, Any] = {"provider": provider, **dict(self.args), **extra}
+        return url_for(self.endpoint, _anchor=self.anchor, **values)
+
+
+UNLINKED = (("state", "unlinked"),)
+LINKED = (("state", "linked"),)
+REASONS: dict[str, Reason] = {
+    "match_available": Reason(
+        _l("E-mail matches an account: can be linked automatically"),
+        _l("Preview automatic linking"),
+        "integrations.autolink_preview",
+    ),
+    "no_email_match": Reason(
+        _l("No account with the member's e-mail address"),
+        _l("Link by hand or import a CSV"),
+        args=UNLINKED,
+    ),
+    "account_deactivated": Reason(
+        _l("Their chat account is deactivated"),
+        _l("Link another account by hand"),
+        args=UNLINKED,
+        resync=True,
+    ),
+    "suggestion_available": Reason(
+        _l("The name matches one Chatwork contact: a suggestion is ready"),
+        _l("Review the suggestions"),
+        "integrations.provider",
+        anchor="chatwork-suggestions",
+    ),
+    "ambiguous_name": Reason(
+        _l("The name matches several Chatwork contacts"),
+        _l("Choose the account by hand"),
+        args=UNLINKED,
+    ),
+    "not_contact": Reason(
+        _l("Not a Chatwork contact of the connected account"),
+        _l("Send a contact request, then re-sync"),
+        "integrations.provider",
+        anchor="chatwork-not-contacts",
+        resync=True,
+    ),
+    "bot_not_installed": Reason(
+        _l("Linked, but the bot is not installed for them"),
+        _l("Ask them to add the bot in Teams"),
+        "integrations.provider",
+        anchor="teams-bot-installs",
+        linked=True,
+    ),
+    "deactivated": Reason(
+        _l("Linked account deactivated in the chat tool"),
+        _l("Review these links"),
+        args=LINKED,
+        linked=True,
+        resync=True,
+    ),
+    "flagged": Reason(
+        _l("Linked, but the chat tool refuses messages to it"),
+        _l("Review these links"),
+        args=LINKED,
+        linked=True,
+        resync=True,
+    ),
 }
 
 
@@ -42,8 +118,9 @@ class Coverage:
 
     @property
     def working(self) -> int:
-        """Linked and reachable: linked minus flagged and deactivated accounts."""
-        return self.linked - self.reasons["flagged"] - self.reasons["deactivated"]
+        """Linked and reachable: linked minus the links a reason marks unreachable."""
+        unreachable = (n for r, n in self.reasons.items() if r in REASONS and REASONS[r].linked)
+        return self.linked - sum(unreachable)
 
 
 def _normalize(email: str | None) -> str:
@@ -59,7 +136,8 @@ def compute(integration: Integration) -> Coverage:
         )
     ).all()
     links = db.session.execute(
-        select(AccountLink.user_id, AccountLink.flagged_reason, ChatAccount.is_active)
+        select(AccountLink.user_id, AccountLink.flagged_reason)
+        .add_columns(ChatAccount.is_active, ChatAccount.extra)
         .join(ChatAccount, ChatAccount.id == AccountLink.chat_account_id)
         .where(AccountLink.integration_id == integration.id)
     ).all()
@@ -68,35 +146,41 @@ def compute(integration: Integration) -> Coverage:
             select(AccountLink.chat_account_id).where(AccountLink.integration_id == integration.id)
         )
     )
-    free_emails = {
-        _normalize(email)
-        for account_id, email in db.session.execute(
-            select(ChatAccount.id, ChatAccount.email).where(
-                ChatAccount.integration_id == integration.id,
-                ChatAccount.is_active.is_(True),
-                ChatAccount.email.is_not(None),
-            )
+    # E-mail -> whether an unlinked account with it is active (an active one wins).
+    free_emails: dict[str, bool] = {}
+    for account_id, email, active in db.session.execute(
+        select(ChatAccount.id, ChatAccount.email, ChatAccount.is_active).where(
+            ChatAccount.integration_id == integration.id, ChatAccount.email.is_not(None)
         )
-        if account_id not in taken
-    }
+    ):
+        if account_id not in taken:
+            key = _normalize(email)
+            free_emails[key] = free_emails.get(key, False) or bool(active)
+    provider = providers.get(integration.provider)
     coverage.members = len(members)
+    active_ids = {member.id for member in members}
     linked_users = set()
-    for user_id, flagged, active in links:
+    for user_id, flagged, active, extra in links:
         linked_users.add(user_id)
-        if flagged:
-            coverage.reasons["flagged"] += 1
+        if user_id not in active_ids:
+            continue
+        if flagged:  # a refusal the dashboard knows better by name (bot_not_installed)
+            coverage.reasons[flagged if flagged in REASONS else "flagged"] += 1
         elif not active:
             coverage.reasons["deactivated"] += 1
-    active_ids = {member.id for member in members}
+        elif provider and (reason := provider.unreachable_reason(extra or {})):
+            coverage.reasons[reason] += 1
     coverage.linked = len(linked_users & active_ids)
     unlinked = [member for member in members if member.id not in linked_users]
-    provider = providers.get(integration.provider)
     specific = provider.unlinked_reasons(integration, [m.id for m in unlinked]) if provider else {}
     for member in unlinked:
         reason = specific.get(member.id)
         if reason is None:
+            match = free_emails.get(_normalize(member.email))
             reason = (
-                "match_available" if _normalize(member.email) in free_emails else "no_email_match"
+                "no_email_match"
+                if match is None
+                else ("match_available" if match else "account_deactivated")
             )
         coverage.reasons[reason] += 1
     return coverage

@@ -18,6 +18,7 @@ from ..audit.models import AuditEvent
 from ..database import utcnow
 from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
+from ..integrations.registry import providers
 from ..notifications.explain import explain_outcome, explain_reason, provider_name
 from ..notifications.models import Delivery, DeliveryState, Notification
 from ..paging import contains_ci
@@ -244,23 +245,27 @@ def integration_warnings(integration: Integration, now: datetime | None = None) 
     warnings = []
     if integration.state is IntegrationState.NEEDS_RECONNECT:
         warnings.append(_("Stopped working: reconnect it. Notifications go by e-mail until then."))
+    provider = providers.get(integration.provider)
     expires = integration.token_expires_at
-    # Short-lived access tokens are refreshed automatically; only a refresh failure matters.
-    refreshable = bool((integration.config or {}).get("refreshable", False))
-    if expires is not None and not refreshable and expires <= soon:
+    # Tokens a provider renews by itself need no warning; only a failed renewal (last error,
+    # "reconnect required") does.
+    if (
+        expires is not None
+        and not (provider and provider.refreshes_tokens(integration))
+        and expires <= soon
+    ):
         warnings.append(
             _("The access token expires on %(when)s.", when=_when(expires))
             if expires > now
             else _("The access token expired on %(when)s.", when=_when(expires))
         )
-    secret_expiry = (integration.config or {}).get("client_secret_expires_at")
-    if isinstance(secret_expiry, str):
-        try:
-            when = datetime.fromisoformat(secret_expiry)
-        except ValueError:
-            when = None
-        if when is not None and when.tzinfo is not None and when <= soon:
-            warnings.append(_("The client secret expires on %(when)s.", when=_when(when)))
+    secret_expiry = provider.client_secret_expires_at(integration) if provider else None
+    if secret_expiry is not None and secret_expiry <= soon:
+        warnings.append(
+            _("The client secret expires on %(when)s.", when=_when(secret_expiry))
+            if secret_expiry > now
+            else _("The client secret expired on %(when)s.", when=_when(secret_expiry))
+        )
     if integration.last_error and integration.state is IntegrationState.CONNECTED:
         warnings.append(
             _(

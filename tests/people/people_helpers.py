@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from portal.extensions import db
@@ -14,31 +15,54 @@ from portal.integrations.models import (
 )
 
 
-def slack(organization: Any, accounts: int = 3) -> tuple[Integration, list[ChatAccount]]:
+def connected(
+    organization: Any,
+    provider: str,
+    accounts: Sequence[Mapping[str, Any]],
+    config: Mapping[str, Any] | None = None,
+    external_id: str | None = None,
+) -> tuple[Integration, list[ChatAccount]]:
+    """A connected integration of ``provider`` whose directory holds ``accounts`` (ChatAccount
+    fields: name, and optionally external_id, email, is_active, extra)."""
     integration = Integration(
         organization_id=organization.id,
-        provider="slack",
+        provider=provider,
         state=IntegrationState.CONNECTED,
-        external_id=f"T{organization.id:09d}",
+        external_id=external_id or f"{provider}-{organization.id}",
         display_name=organization.name,
-        config={"bot_user_id": "UBOT"},
+        config=dict(config or {}),
     )
     db.session.add(integration)
     db.session.flush()
-    integration.set_secrets({"access_token": "xoxb-not-a-real-token"})
+    integration.set_secrets({"access_token": f"{provider}-not-a-real-token"})
     rows = [
         ChatAccount(
             organization_id=organization.id,
             integration_id=integration.id,
-            external_id=f"U{n:08d}",
-            name=f"Slack 太郎{n}",
-            email=f"person{n}@{organization.slug}.example",
+            **{"external_id": f"{provider}-{n}", **account},
         )
-        for n in range(1, accounts + 1)
+        for n, account in enumerate(accounts, start=1)
     ]
     db.session.add_all(rows)
     db.session.commit()
     return integration, rows
+
+
+def slack(organization: Any, accounts: int = 3) -> tuple[Integration, list[ChatAccount]]:
+    return connected(
+        organization,
+        "slack",
+        [
+            {
+                "external_id": f"U{n:08d}",
+                "name": f"Slack 太郎{n}",
+                "email": f"person{n}@{organization.slug}.example",
+            }
+            for n in range(1, accounts + 1)
+        ],
+        config={"bot_user_id": "UBOT"},
+        external_id=f"T{organization.id:09d}",
+    )
 
 
 def link(

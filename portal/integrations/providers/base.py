@@ -163,10 +163,31 @@ class ChatProvider(abc.ABC):
         self, integration: Integration, user_ids: Sequence[int]
     ) -> Mapping[int, str]:
         """Provider-specific reasons why these members are not linked, for the coverage
-        dashboard: ``{user_id: reason}`` with a reason such as ``"not_contact"`` (Chatwork) or
-        ``"bot_not_installed"`` (Teams). Members left out get the generic reasons (no e-mail
-        match, match available). The default knows nothing provider-specific."""
+        dashboard: ``{user_id: reason}`` with a reason from ``support.coverage.REASONS`` such as
+        ``"not_contact"`` (Chatwork). Members left out get the generic reasons (e-mail match
+        available, no e-mail match, account deactivated). The default knows nothing more."""
         return {}
+
+    def unreachable_reason(self, extra: Mapping[str, Any]) -> str | None:
+        """Why a linked account (its ``ChatAccount.extra``) cannot receive a DM yet, if it
+        cannot: e.g. ``"bot_not_installed"`` (Teams). The default: every link is reachable."""
+        return None
+
+    def refreshes_tokens(self, integration: Integration) -> bool:
+        """Whether an expiring access token is renewed without the admin (refresh token, client
+        credentials): its expiry then needs no warning; only a failed renewal does."""
+        return False
+
+    def client_secret_expires_at(self, integration: Integration) -> datetime | None:
+        """When the client secret this integration depends on stops working, if known."""
+        value = (integration.config or {}).get("client_secret_expires_at")
+        if not isinstance(value, str):
+            return None
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return when if when.tzinfo is not None else None
 
 
 def stored_secrets(integration: Integration) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from flask_babel import lazy_gettext as _l
 
 from ...database import utcnow
 from ...extensions import db
+from .. import name_matching
 from ..models import ChatAccount, Integration
 from ..pipeline import SetupError, SetupPipeline, Step, StepResult, advance, error, render
 from ..registry import providers
@@ -475,6 +476,19 @@ class ChatworkProvider(ChatProvider):
         """One bucket per connected account (= per token): ``BURST`` + rate x window stays a
         few requests under Chatwork's 300 requests / 5 minutes."""
         return PacingBudget(f"chatwork:{integration.external_id}", self.send_rate(), BURST)
+
+    def unlinked_reasons(
+        self, integration: Integration, user_ids: Sequence[int]
+    ) -> Mapping[int, str]:
+        """Contacts carry no e-mail, so "no e-mail match" says nothing here: a member's name
+        matches one contact (a suggestion), several, or none (not a contact of the account)."""
+        reasons = name_matching.suggest(integration, sample=0).reasons
+        return {user_id: reasons[user_id] for user_id in user_ids if user_id in reasons}
+
+    def refreshes_tokens(self, integration: Integration) -> bool:
+        """The 15-30-minute access token is refreshed on use (offline_access: the refresh token
+        does not expire)."""
+        return True
 
     @staticmethod
     def send_rate() -> float:

@@ -354,6 +354,10 @@ class SlackProvider(ChatProvider):
         """One bucket per workspace: 1 message per second, bursts of 5."""
         return PacingBudget(f"slack:{integration.external_id}", self.rate_per_second, self.burst)
 
+    def refreshes_tokens(self, integration: Integration) -> bool:
+        """With token rotation the 12-hour bot token is refreshed before it expires."""
+        return bool((integration.config or {}).get("rotation"))
+
     def setup_steps(self) -> list[Step]:
         """ "Add to Slack" (consent page, channel choice) and the callback."""
         return [

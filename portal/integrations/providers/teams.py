@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -583,6 +584,28 @@ class TeamsProvider(ChatProvider):
 
     def setup_steps(self) -> list[Step]:
         return [AdminConsentStep(), AdminConsentCallbackStep()]
+
+    def unreachable_reason(self, extra: Mapping[str, Any]) -> str | None:
+        """Teams lets a bot write to a member only once that member has added it (we learn
+        their Teams user id from the install activity); until then a link waits."""
+        return None if extra.get("teams_user_id") else "bot_not_installed"
+
+    def refreshes_tokens(self, integration: Integration) -> bool:
+        """Graph and Bot Framework tokens come from client credentials, asked for again."""
+        return True
+
+    def client_secret_expires_at(self, integration: Integration) -> datetime | None:
+        """Every tenant depends on our Entra app's client secret (MS_CLIENT_SECRET), which
+        Entra lets live 24 months at most: MS_CLIENT_SECRET_EXPIRES_AT says when it ends."""
+        raw = current_app.config.get("MS_CLIENT_SECRET_EXPIRES_AT")
+        try:
+            when = datetime.fromisoformat(str(raw)) if raw else None
+        except ValueError:
+            log.warning("MS_CLIENT_SECRET_EXPIRES_AT is not an ISO 8601 date: ignored")
+            return None
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # a bare date or time is read as UTC
+        return when
 
     def build_connection(self, data: Mapping[str, Any]) -> ConnectionData:
         tenant = str(data.get("tenant_id") or "")

@@ -54,7 +54,7 @@ def index() -> str:
         "integrations/index.html",
         coverage={i.provider: coverage.compute(i) for i in live},
         warnings={i.provider: support_services.integration_warnings(i) for i in live},
-        reason_labels=coverage.REASON_LABELS,
+        reasons=coverage.REASONS,
         organization=organization,
         catalog=CATALOG,
         integrations=integrations,
