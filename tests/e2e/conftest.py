@@ -169,3 +169,26 @@ def login(page: Any, email: str, password: str = demo.DEFAULT_PASSWORD) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+def settled(page: Any) -> None:
+    """Wait until htmx has no request in flight (a boosted navigation, a partial swap).
+
+    ``wait_for_load_state`` returns at once on a document that already reached that state, and
+    a boosted navigation never resets it; htmx marks each element whose request is in flight
+    with the class ``htmx-request`` until its answer is swapped in.
+    """
+    page.wait_for_function("() => document.querySelector('.htmx-request') === null")
+
+
+def open_integrations(page: Any, email: str = "admin@demo.example") -> None:
+    """Sign in, in Japanese, and open 外部ツールの連携 from the navigation, as the seed says."""
+    login(page, email)
+    if page.locator("button[lang=ja]").count():  # another browser test left English selected
+        page.click("button[lang=ja]")
+        page.wait_for_load_state("networkidle")
+    page.click("nav >> text=外部ツールの連携")
+    page.wait_for_url("**/settings/integrations")
+    # The admin already lands on this page after login, so the URL matches before the boosted
+    # navigation has swapped the page in; a click before that would be lost with the old body.
+    settled(page)

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 import demodata
 from sandbox.chatwork.seed import display_name
 from sandbox.testing import RunningSandbox
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import open_integrations, screenshot
 
 
 def wait_for_message(sandbox: RunningSandbox, email: str, timeout: float = 10) -> dict[str, Any]:
@@ -57,15 +57,7 @@ def register_client(page: Any) -> tuple[str, str]:
 
 def test_chatwork_procedure(page: Any, sandbox: RunningSandbox) -> None:
     sandbox.reset()
-    login(page, "admin@demo.example")
-    if page.locator("button[lang=ja]").count():  # another browser test left English selected
-        page.click("button[lang=ja]")
-        page.wait_for_load_state("networkidle")
-    page.click("nav >> text=外部ツールの連携")
-    page.wait_for_url("**/settings/integrations")
-    # The admin already lands on this page after login, so the URL matches before the boosted
-    # (htmx) navigation finishes; wait for it, or the next click races the swap.
-    page.wait_for_load_state("networkidle")
+    open_integrations(page)
     page.click("#provider-chatwork .provider-link")
     page.wait_for_url("**/settings/integrations/chatwork")
     expect(page.locator("#chatwork-step-prepare")).to_be_visible()

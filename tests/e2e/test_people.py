@@ -24,7 +24,7 @@ from portal.integrations.models import (
 )
 from portal.notifications.services import create_notification
 from tests.conftest import base_config
-from tests.e2e.conftest import Portal, login, screenshot
+from tests.e2e.conftest import Portal, login, screenshot, settled
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_support_finds_a_member_and_reads_their_story(page: Any, slack_demo: Non
     page.goto("/support")
     page.fill("#support-q", "member01@")
     page.press("#support-q", "Enter")
-    page.wait_for_load_state("networkidle")
+    settled(page)
     page.click("#support-results a")
     page.wait_for_selector("#support-links")
     assert "slack-member01" in page.locator("#support-links").inner_text()
@@ -96,7 +96,7 @@ def test_member_sees_accounts_and_chooses_both(page: Any, slack_demo: None) -> N
     assert "slack-member01" in page.locator("#me-links").inner_text()
     page.check("input[name=channel][value=both]")
     page.click("#me-channel button")
-    page.wait_for_load_state("networkidle")
+    settled(page)
     assert page.locator("input[name=channel][value=both]").is_checked()
     screenshot(page, "people-me-accounts")
 
@@ -108,7 +108,7 @@ def test_admin_imports_links_from_excel_csv(page: Any, slack_demo: None, tmp_pat
     bad.write_bytes("メールアドレス,アカウントID\r\nnobody@x.example,UE2E0002\r\n".encode("cp932"))
     page.set_input_files("input[name=file]", str(bad))
     page.click("#transfer-import button")
-    page.wait_for_load_state("networkidle")
+    settled(page)
     assert "nobody@x.example" in page.locator("#transfer-errors").inner_text()
     screenshot(page, "people-csv-errors")
     good = tmp_path / "good.csv"
@@ -117,10 +117,9 @@ def test_admin_imports_links_from_excel_csv(page: Any, slack_demo: None, tmp_pat
     )
     page.set_input_files("input[name=file]", str(good))
     page.click("#transfer-import button")
-    page.wait_for_load_state("networkidle")
+    settled(page)
     assert "member02@demo.example" in page.locator("#transfer-added").inner_text()
     screenshot(page, "people-csv-preview")
     page.click("#transfer-preview button")
-    page.wait_for_load_state("networkidle")
-    assert "/settings/integrations/slack/members" in page.url
+    page.wait_for_url("**/settings/integrations/slack/members**")
     screenshot(page, "people-csv-applied")

@@ -13,7 +13,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from sandbox.testing import RunningSandbox
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import open_integrations, screenshot
 
 
 def wait_for_message(
@@ -31,15 +31,7 @@ def wait_for_message(
 
 def test_slack_procedure(page: Any, sandbox: RunningSandbox) -> None:
     sandbox.reset()
-    login(page, "admin@demo.example")
-    if page.locator("button[lang=ja]").count():  # another browser test left English selected
-        page.click("button[lang=ja]")
-        page.wait_for_load_state("networkidle")
-    page.click("nav >> text=外部ツールの連携")
-    page.wait_for_url("**/settings/integrations")
-    # The admin already lands on this page after login, so the URL matches before the boosted
-    # (htmx) navigation finishes; wait for it, or the next click races the swap.
-    page.wait_for_load_state("networkidle")
+    open_integrations(page)
     page.click("#provider-slack .provider-link")
     page.wait_for_url("**/settings/integrations/slack")
     screenshot(page, "slack-1-add-to-slack")

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from sandbox.config import DEMO_TENANT_ID
 from sandbox.testing import RunningSandbox
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import open_integrations, screenshot
 
 
 def wait_for_message(sandbox: RunningSandbox, user: str, needle: str, timeout: float = 10) -> str:
@@ -50,15 +50,7 @@ def test_teams_procedure(page: Any, sandbox: RunningSandbox, portal_url: str) ->
     sandbox.reset()
     # Reset forgets where the portal is: Teams must post the install activities to it.
     sandbox.configure(portal_url=portal_url)
-    login(page, "admin@demo.example")
-    if page.locator("button[lang=ja]").count():  # another browser test left English selected
-        page.click("button[lang=ja]")
-        page.wait_for_load_state("networkidle")
-    page.click("nav >> text=外部ツールの連携")
-    page.wait_for_url("**/settings/integrations")
-    # The admin already lands on this page after login, so the URL matches before the boosted
-    # (htmx) navigation finishes; wait for it, or the next click races the swap.
-    page.wait_for_load_state("networkidle")
+    open_integrations(page)
     page.click("#provider-teams .provider-link")
     page.wait_for_url("**/settings/integrations/teams")
     expect(page.locator("#teams-admin-rights")).to_be_visible()
