@@ -1,7 +1,9 @@
-"""Per-request plumbing: request ids, security headers and the CSP htmx runs under."""
+"""Per-request plumbing: request ids, security headers, the CSP htmx runs under, and access
+logs with OAuth codes, states and tokens taken out (OA-14)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from urllib.parse import urlsplit
@@ -11,6 +13,48 @@ from flask_login import current_user
 from werkzeug.wrappers import Response
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+#: Query parameters whose values never reach a log line: the OAuth callback's code and state,
+#: and any token or secret a client might put in a URL by mistake.
+SECRET_PARAMETERS = re.compile(
+    r"((?:^|[?&])(?:code|state|token|access_token|refresh_token|id_token|client_secret|"
+    r"code_verifier|password)=)[^&#\s\"]*",
+    re.IGNORECASE,
+)
+
+
+def redact_query(text: str) -> str:
+    """``text`` (a request line or URL) with secret query values replaced by ``[redacted]``."""
+    return SECRET_PARAMETERS.sub(r"\1[redacted]", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Redacts secret query values in a record's message and string arguments.
+
+    Werkzeug's development server logs each request line with its query string (``make run``,
+    the browser tests): without this, "GET /slack/oauth/callback?code=…&state=…" would sit in
+    the terminal and in CI logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_query(record.msg)
+        if isinstance(record.args, tuple):  # Werkzeug: ('"GET /…?code=… HTTP/1.1"', 302, '-')
+            record.args = tuple(_redact(arg) for arg in record.args)
+        elif isinstance(record.args, dict):  # gunicorn: its access-log atoms ({'r': …, 'q': …})
+            record.args = {key: _redact(value) for key, value in record.args.items()}
+        return True
+
+
+def _redact(value: object) -> object:
+    return redact_query(value) if isinstance(value, str) else value
+
+
+def redact_access_logs() -> None:
+    """Install :class:`RedactSecrets` on Werkzeug's and gunicorn's access loggers, once."""
+    for name in ("werkzeug", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())
 
 
 def _origin(url: str) -> str:
@@ -47,6 +91,7 @@ def content_security_policy(app: Flask) -> str:
 
 def init_app(app: Flask) -> None:
     csp = content_security_policy(app)
+    redact_access_logs()
 
     @app.before_request
     def assign_request_id() -> None:
