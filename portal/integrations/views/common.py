@@ -6,6 +6,7 @@ from flask import abort
 from sqlalchemy import select
 
 from ...accounts.models import Organization, User
+from ...accounts.tenancy import current_organization
 from ...extensions import db
 from ..catalog import CATALOG
 from ..models import Integration
@@ -38,3 +39,12 @@ def get_member_or_404(organization: Organization, user_id: int) -> User:
     if user is None:
         abort(404)
     return user
+
+
+def get_member_context_or_404(key: str, user_id: int) -> tuple[ChatProvider, Integration, User]:
+    """The provider, the current organization's live integration with it and one of its
+    members: what every per-member action (choose, link, unlink, test) starts from."""
+    chat = get_provider_or_404(key)
+    organization = current_organization()
+    integration = get_integration_or_404(organization, chat)
+    return chat, integration, get_member_or_404(organization, user_id)

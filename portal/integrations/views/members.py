@@ -22,7 +22,7 @@ from ...paging import page_number, search_text
 from .. import bp, linking, services
 from ..models import ChatAccount, Integration
 from ..providers.base import ChatProvider
-from .common import get_integration_or_404, get_member_or_404, get_provider_or_404
+from .common import get_integration_or_404, get_member_context_or_404, get_provider_or_404
 
 #: Accounts per page in the dialog.
 ACCOUNTS_PER_PAGE = 20
@@ -86,10 +86,7 @@ def members(provider: str) -> ResponseReturnValue:
 @require(Permission.MANAGE_INTEGRATIONS)
 def choose_account(provider: str, user_id: int) -> ResponseReturnValue:
     """The "<Provider>アカウントを選択してください" dialog, or just its list when searching."""
-    chat = get_provider_or_404(provider)
-    organization = current_organization()
-    integration = get_integration_or_404(organization, chat)
-    user = get_member_or_404(organization, user_id)
+    chat, integration, user = get_member_context_or_404(provider, user_id)
     return _choices(chat, integration, user, search_text(), page_number())
 
 
@@ -133,10 +130,7 @@ def _choices(
 @require(Permission.MANAGE_INTEGRATIONS)
 def link(provider: str, user_id: int) -> ResponseReturnValue:
     """このアカウントを選択する: link, close the dialog, refresh the member's row."""
-    chat = get_provider_or_404(provider)
-    organization = current_organization()
-    integration = get_integration_or_404(organization, chat)
-    user = get_member_or_404(organization, user_id)
+    chat, integration, user = get_member_context_or_404(provider, user_id)
     raw = request.form.get("chat_account_id", "").strip()
     account = (
         db.session.scalar(
@@ -171,10 +165,7 @@ def link(provider: str, user_id: int) -> ResponseReturnValue:
 @require(Permission.MANAGE_INTEGRATIONS)
 def unlink(provider: str, user_id: int) -> ResponseReturnValue:
     """Remove a member's link (the button asks for confirmation first)."""
-    chat = get_provider_or_404(provider)
-    organization = current_organization()
-    integration = get_integration_or_404(organization, chat)
-    user = get_member_or_404(organization, user_id)
+    chat, integration, user = get_member_context_or_404(provider, user_id)
     if linking.unlink_account(integration, user, actor=current_user):
         flash(_("%(name)s was unlinked.", name=user.name), "success")
     if not is_partial_request():
@@ -188,10 +179,7 @@ def send_test(provider: str, user_id: int) -> ResponseReturnValue:
     """Send the member a test message through the real delivery pipeline."""
     from ...notifications.services import send_test_message
 
-    chat = get_provider_or_404(provider)
-    organization = current_organization()
-    integration = get_integration_or_404(organization, chat)
-    user = get_member_or_404(organization, user_id)
+    chat, integration, user = get_member_context_or_404(provider, user_id)
     notification = send_test_message(user, actor=current_user)
     channels = ", ".join(d.channel.value for d in notification.deliveries)
     flash(
