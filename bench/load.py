@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import timedelta
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -140,61 +139,18 @@ class Support(PortalUser):
 
 
 def seed(members: int, events: int) -> None:
-    from sqlalchemy import insert
-    from werkzeug.security import generate_password_hash
-
-    import demodata
+    from bench.seeding import seed_organization
     from portal import create_app
-    from portal.accounts.models import Organization, User
-    from portal.audit.models import AuditEvent
-    from portal.database import utcnow
-    from portal.extensions import db
 
     app = create_app({"DELIVERY_AUTOWAKE": False})
     with app.app_context():  # migrated by `flask db upgrade` already
-        organization = Organization(slug=SLUG, name="ベンチ株式会社")
-        db.session.add(organization)
-        db.session.flush()
-        password_hash = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
-        base = {"password_hash": password_hash, "is_active": True, "created_at": utcnow()}
-        rows = [
-            {**base, "organization_id": organization.id, "email": p.email, "name": p.name}
-            | {"role": "member"}
-            for p in demodata.members(members, "bench.example")
-        ]
-        rows += [
-            {**base, "organization_id": organization.id, "role": "admin"}
-            | {"email": f"admin{n:02d}@bench.example", "name": f"管理 {n:02d}"}
-            for n in range(ADMINS)
-        ]
-        rows += [
-            {**base, "organization_id": None, "role": "support"}
-            | {"email": f"support{n:02d}@bench.example", "name": f"サポート {n:02d}"}
-            for n in range(SUPPORT)
-        ]
-        db.session.execute(insert(User), rows)
-        start = utcnow() - timedelta(days=30)
-        step = timedelta(days=30) / max(1, events)
-        batch: list[dict[str, Any]] = []
-        for n in range(events):
-            batch.append(
-                {
-                    "occurred_at": start + n * step,
-                    "organization_id": organization.id,
-                    "actor_label": f"member{n % members:05d}@bench.example",
-                    "action": ("user.logged_in", "link.created", "integration.updated")[n % 3],
-                    "kind": "other",
-                    "target_type": "user",
-                    "target_id": str(n % members),
-                    "target_label": f"member{n % members:05d}@bench.example",
-                }
-            )
-            if len(batch) == 10_000:
-                db.session.execute(insert(AuditEvent), batch)
-                batch.clear()
-        if batch:
-            db.session.execute(insert(AuditEvent), batch)
-        db.session.commit()
+        seed_organization(
+            members=members,
+            events=events,
+            password=PASSWORD,
+            admins=[f"admin{n:02d}@bench.example" for n in range(ADMINS)],
+            support=[f"support{n:02d}@bench.example" for n in range(SUPPORT)],
+        )
         analyze()
 
 

@@ -16,22 +16,15 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask_migrate import upgrade
-from sqlalchemy import insert
-from werkzeug.security import generate_password_hash
 
-import demodata
+from bench.seeding import seed_organization
 from portal import create_app
-from portal.accounts.models import Organization, User
-from portal.audit.models import AuditEvent
-from portal.database import utcnow
-from portal.extensions import db
 
 PASSWORD = "bench-password-123"
 KEY = "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMtb2s="
@@ -48,46 +41,13 @@ def build(database: Path, members: int, events: int) -> Any:
     )
     with app.app_context():
         upgrade()
-        organization = Organization(slug="bench", name="ベンチ株式会社")
-        db.session.add(organization)
-        db.session.flush()
-        password_hash = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")
-        rows = [
-            {
-                "organization_id": organization.id,
-                "email": person.email,
-                "name": person.name,
-                "role": "member",
-                "password_hash": password_hash,
-                "is_active": True,
-                "created_at": utcnow(),
-            }
-            for person in demodata.members(members, "bench.example")
-        ]
-        rows.append(dict(rows[0], email="admin@bench.example", name="管理 ベンチ", role="admin"))
-        db.session.execute(insert(User), rows)
-        start = utcnow() - timedelta(days=365)
-        step = timedelta(days=365) / events
-        batch = []
-        for n in range(events):
-            batch.append(
-                {
-                    "occurred_at": start + n * step,
-                    "organization_id": organization.id,
-                    "actor_label": f"member{n % members:05d}@bench.example",
-                    "action": ("user.logged_in", "link.created", "integration.updated")[n % 3],
-                    "kind": "other",
-                    "target_type": "user",
-                    "target_id": str(n % members),
-                    "target_label": f"member{n % members:05d}@bench.example",
-                }
-            )
-            if len(batch) == 20_000:
-                db.session.execute(insert(AuditEvent), batch)
-                batch.clear()
-        if batch:
-            db.session.execute(insert(AuditEvent), batch)
-        db.session.commit()
+        seed_organization(
+            members=members,
+            events=events,
+            password=PASSWORD,
+            admins=["admin@bench.example"],
+            days=365,
+        )
     return app
 
 
