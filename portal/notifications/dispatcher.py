@@ -440,7 +440,7 @@ _wake_lock = threading.Lock()
 def _schedule_wake(delivery_id: int, delay: float) -> None:
     if not current_app.config.get("DELIVERY_AUTOWAKE", True):
         return
-    from .worker import deliver_later
+    from .jobs import deliver_later
 
     with _wake_lock:
         deliver_later(delivery_id, delay)

@@ -182,7 +182,7 @@ def wake(deliveries: list[Delivery] | list[int]) -> None:
         return
     ids = [d if isinstance(d, int) else d.id for d in deliveries]
     if ids:
-        from .worker import deliver_now
+        from .jobs import deliver_now
 
         deliver_now(ids)
 

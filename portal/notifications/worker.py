@@ -1,10 +1,7 @@
 """The delivery worker: ``python -m portal.notifications.worker`` (Procfile ``worker``).
 
-A huey consumer runs three kinds of jobs around :mod:`dispatcher`:
-- ``deliver_now`` — enqueued by the web process after it commits new deliveries;
-- ``deliver_later`` — scheduled for a retry's due time;
-- ``sweep`` — every minute, claims whatever is due or whose lease expired (the backstop that
-  makes a lost wake-up or a killed worker cost a delay, never a notification).
+A huey consumer runs the jobs of :mod:`.jobs` (wake-ups from the web process, scheduled
+retries, the per-minute sweep), plus a finer sweep thread.
 """
 
 from __future__ import annotations
@@ -13,31 +10,9 @@ import argparse
 import logging
 import threading
 import time
-from typing import Any, cast
 
-from ..tasks import bind_app, crontab, huey, periodic_task, task
-from . import dispatcher
-
-
-@task()
-def _wake() -> int:
-    return dispatcher.run_due()
-
-
-def deliver_now(delivery_ids: list[int]) -> None:
-    """Wake a worker for these deliveries (ids are informative: it claims whatever is due)."""
-    _wake()
-
-
-def deliver_later(delivery_id: int, delay: float) -> None:
-    """Wake a worker when this delivery's retry is due."""
-    cast(Any, _wake).schedule(delay=max(0.0, delay))  # huey TaskWrapper
-
-
-@periodic_task(crontab(minute="*"))
-def sweep() -> int:
-    """Claim every due or lease-expired delivery."""
-    return dispatcher.run_due()
+from ..tasks import bind_app, huey
+from . import dispatcher, jobs
 
 
 def _keep_sweeping(interval: float) -> None:
@@ -45,7 +20,7 @@ def _keep_sweeping(interval: float) -> None:
     # from a killed worker waits after its lease expires. The sweep itself runs on huey.
     while True:
         time.sleep(interval)
-        _wake()
+        jobs._wake()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,8 +45,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    # Run the module under its import name: huey names tasks after their module, and the web
-    # process enqueues "portal.notifications.worker._wake", not "__main__._wake".
-    import importlib
-
-    importlib.import_module("portal.notifications.worker").main()
+    main()

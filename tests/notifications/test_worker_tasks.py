@@ -23,6 +23,7 @@ def test_worker_registers_tasks_under_their_import_names(
         worker.terminate()
         worker.wait(timeout=20)
     text = log.read_text()
-    assert "+ portal.notifications.worker._wake" in text  # what the web process enqueues
-    assert "+ portal.notifications.worker.sweep" in text
+    assert "+ portal.notifications.jobs._wake" in text  # what the web process enqueues
+    assert "+ portal.notifications.jobs.sweep" in text
+    assert "__main__." not in text  # each task once: no second sweep under the script's name
     assert "+ portal.integrations.health._send_admin_alerts" in text

@@ -1,0 +1,39 @@
+"""The delivery worker's jobs, run by a huey consumer around :mod:`dispatcher`:
+
+- ``deliver_now`` — enqueued by the web process after it commits new deliveries;
+- ``deliver_later`` — scheduled for a retry's due time;
+- ``sweep`` — every minute, claims whatever is due or whose lease expired (the backstop that
+  makes a lost wake-up or a killed worker cost a delay, never a notification).
+
+They live apart from the entry point (:mod:`.worker`): huey names a task after its module, and
+``python -m portal.notifications.worker`` runs that file as ``__main__``, which would register
+every task a second time under another name (two sweeps a minute).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from ..tasks import crontab, periodic_task, task
+from . import dispatcher
+
+
+@task()
+def _wake() -> int:
+    return dispatcher.run_due()
+
+
+def deliver_now(delivery_ids: list[int]) -> None:
+    """Wake a worker for these deliveries (ids are informative: it claims whatever is due)."""
+    _wake()
+
+
+def deliver_later(delivery_id: int, delay: float) -> None:
+    """Wake a worker when this delivery's retry is due."""
+    cast(Any, _wake).schedule(delay=max(0.0, delay))  # huey TaskWrapper
+
+
+@periodic_task(crontab(minute="*"))
+def sweep() -> int:
+    """Claim every due or lease-expired delivery."""
+    return dispatcher.run_due()
