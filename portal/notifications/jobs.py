@@ -12,15 +12,25 @@ every task a second time under another name (two sweeps a minute).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 from ..tasks import crontab, periodic_task, task
 from . import dispatcher
 
+log = logging.getLogger(__name__)
+
+
+def _run() -> int:
+    ran = dispatcher.run_due()
+    if ran:  # one line per busy pass, none for the idle ones every few seconds
+        log.info("deliveries attempted: %d", ran)
+    return ran
+
 
 @task()
 def _wake() -> int:
-    return dispatcher.run_due()
+    return _run()
 
 
 def deliver_now(delivery_ids: list[int]) -> None:
@@ -36,4 +46,4 @@ def deliver_later(delivery_id: int, delay: float) -> None:
 @periodic_task(crontab(minute="*"))
 def sweep() -> int:
     """Claim every due or lease-expired delivery."""
-    return dispatcher.run_due()
+    return _run()

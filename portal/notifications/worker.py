@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="huey worker threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # huey logs two lines per task run, and the sweep thread wakes it every few seconds: keep
+    # its warnings and the consumer's start-up and schedule, not each "Executing …".
+    logging.getLogger("huey").setLevel(logging.WARNING)
+    logging.getLogger("huey.consumer").setLevel(logging.INFO)
     app = create_app()
     bind_app(app)
     with app.app_context():
