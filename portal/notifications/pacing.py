@@ -37,8 +37,10 @@ def _ensure(key: str, burst: int) -> None:
     _known.add(marker)
 
 
-#: Tokens this process reserved from a shared bucket and has not used yet: key → (count, expiry).
-_reserved: dict[str, tuple[int, float]] = {}
+#: Tokens this process reserved from a shared bucket and has not used yet, by (database, key):
+#: (count, expiry). The database is part of the key like in ``_known``: one process serving two
+#: databases (the tests do) must not spend one database's reservation in the other.
+_reserved: dict[tuple[str, str], tuple[int, float]] = {}
 _reserved_lock = threading.Lock()
 #: How far ahead a process may reserve: a fast budget costs one database round trip per
 #: this much of its rate instead of one per message.
@@ -47,16 +49,17 @@ RESERVE_SECONDS = 0.2
 
 def take(budget: PacingBudget, now: datetime | None = None) -> float:
     """Take one token, from this process's reservation when it has one; see :func:`_take`."""
+    slot = (str(db.engine.url), budget.key)
     with _reserved_lock:
-        count, expires = _reserved.get(budget.key, (0, 0.0))
+        count, expires = _reserved.get(slot, (0, 0.0))
         if count > 0 and time.monotonic() < expires:
-            _reserved[budget.key] = (count - 1, expires)
+            _reserved[slot] = (count - 1, expires)
             return 0.0
     wanted = max(1, min(budget.burst, int(budget.rate * RESERVE_SECONDS)))
     wait, got = _take_many(budget, wanted, now)
     if got > 1:
         with _reserved_lock:
-            _reserved[budget.key] = (got - 1, time.monotonic() + RESERVE_SECONDS)
+            _reserved[slot] = (got - 1, time.monotonic() + RESERVE_SECONDS)
     return wait
 
 
@@ -108,7 +111,7 @@ def block(key: str, seconds: float) -> None:
     """The provider said "wait": nobody uses this bucket for ``seconds`` (Retry-After)."""
     until = utcnow() + timedelta(seconds=seconds)
     with _reserved_lock:
-        _reserved.pop(key, None)  # tokens reserved before the 429 are void too
+        _reserved.pop((str(db.engine.url), key), None)  # tokens reserved before the 429 are void too
     with write_section():
         _ensure(key, 1)
         db.session.execute(
