@@ -91,6 +91,12 @@ class BaseConfig:
     SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
     SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=12)
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    # Roles that must sign in with a second factor (reliability.md PT-45); comma-separated.
+    MFA_REQUIRED_ROLES = tuple(
+        r.strip()
+        for r in (_env("MFA_REQUIRED_ROLES", "admin,support") or "").split(",")
+        if r.strip()
+    )
     LOGIN_FAILURES_PER_MINUTE = 5
     LOGIN_FAILURES_PER_IP_PER_MINUTE = 30
     # Only a proxy we run may set X-Forwarded-For; 0 means "trust no proxy".
@@ -134,6 +140,10 @@ class DevelopmentConfig(BaseConfig):
     """``make run``: SQLite under instance/, the sandbox providers, the SMTP catcher."""
 
     ENV_NAME = "development"
+    # The demo logins of `make run` work with a password alone; set it to try the second step.
+    MFA_REQUIRED_ROLES = tuple(
+        r.strip() for r in (_env("MFA_REQUIRED_ROLES", "") or "").split(",") if r.strip()
+    )
     SECRET_KEY = _env("SECRET_KEY", DEV_SECRET_KEY)
     PORTAL_ENCRYPTION_KEYS = _env("PORTAL_ENCRYPTION_KEYS", DEV_ENCRYPTION_KEY)
     SANDBOX = True

@@ -29,6 +29,14 @@ def trigger(response: Response, events: dict[str, Any]) -> Response:
     return response
 
 
+def redirect_page(location: str) -> Response:
+    """Send the browser to ``location`` as a whole page: a region request (``HX-Redirect``)
+    must not have another page swapped into the region it asked for."""
+    if is_partial_request():
+        return Response("", status=204, headers={"HX-Redirect": location})
+    return Response("", status=303, headers={"Location": location})
+
+
 def close_dialog(**events: Any) -> Response:
     """A successful dialog form: empty 200 that closes the dialog and fires ``events``."""
     return trigger(Response("", status=200), {"dialog:close": True, **events})

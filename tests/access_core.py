@@ -38,4 +38,30 @@ ROUTES: dict[str, list[Case]] = {
     "me.accounts": [
         Case("GET", "/me/accounts", same(anonymous=LOGIN, member=200, admin=200, support=403))
     ],
+    # Two-step verification is each user's own, support staff included (they need it most).
+    "auth.login_code": [  # without a correct password first: back to the sign-in page
+        Case("GET", "/login/code", same(anonymous=302, member=302, admin=302, support=302))
+    ],
+    "me.security": [
+        Case("GET", "/me/security", same(anonymous=LOGIN, member=200, admin=200, support=200))
+    ],
+    "me.security_start": [
+        Case("POST", "/me/security/mfa", same(anonymous=LOGIN, member=200, admin=200, support=200))
+    ],
+    "me.security_confirm": [  # nothing being set up: back to the page
+        Case(
+            "POST",
+            "/me/security/mfa/confirm",
+            same(anonymous=LOGIN, member=302, admin=302, support=302),
+            {"code": "000000"},
+        )
+    ],
+    "me.security_disable": [  # not turned on: back to the page
+        Case(
+            "POST",
+            "/me/security/mfa/disable",
+            same(anonymous=LOGIN, member=302, admin=302, support=302),
+            {"code": "000000"},
+        )
+    ],
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
@@ -19,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..crypto import EncryptedJSON
 from ..database import UTCDateTime, utcnow
 from ..extensions import db
 from .permissions import ROLE_PERMISSIONS, Permission, Role
@@ -79,6 +81,11 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The member's channel choice: "chat", "email", "both"; None = the default routing (0006).
     channel_preference: Mapped[str | None] = mapped_column(String(8))
+    #: TOTP secret (encrypted, sealed to this user); set at enrollment, active once confirmed.
+    mfa_secret: Mapped[Any] = mapped_column(EncryptedJSON, nullable=True)
+    mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The last 30-second step a code was accepted for: a code works once (no replay).
+    mfa_last_step: Mapped[int | None] = mapped_column(Integer)
 
     organization: Mapped[Organization | None] = relationship(back_populates="users")
 

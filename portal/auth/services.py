@@ -9,7 +9,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from ..accounts.models import User
 from ..audit import service as audit
 from ..extensions import db
-from . import sessions, throttle
+from . import mfa, sessions, throttle
 
 # Checked when the e-mail is unknown, so both failures cost the same time.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -27,8 +27,8 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def sign_in(email: str, password: str, ip: str) -> User:
-    """Check the credentials and open a server-side session; raise on failure."""
+def check_credentials(email: str, password: str, ip: str) -> User:
+    """The user these credentials belong to; raise (and audit) on failure. Opens no session."""
     email = normalise_email(email)
     if throttle.is_throttled(email, ip):
         audit.record("user.login_throttled", data={"email": email})
@@ -47,11 +47,37 @@ def sign_in(email: str, password: str, ip: str) -> User:
         )
         db.session.commit()
         raise InvalidCredentials()
+    return user
+
+
+def check_code(user: User, code: str, ip: str) -> None:
+    """The second step: a fresh code from ``user``'s authenticator; raise (and audit) if not.
+
+    Failures count against the same per-minute limits as passwords, keyed on the account.
+    """
+    key = f"mfa:{user.id}"
+    if throttle.is_throttled(key, ip):
+        audit.record("user.login_throttled", organization=user.organization, actor=user)
+        db.session.commit()
+        raise Throttled()
+    if not user.is_active or not mfa.verify(user, code):
+        throttle.record_failure(key, ip)
+        audit.record("user.mfa_failed", organization=user.organization, actor=user)
+        db.session.commit()
+        raise InvalidCredentials()
+
+
+def open_session(user: User, *, second_factor: bool = False) -> None:
+    """Sign ``user`` in: a new server-side session, audited; commits."""
     sessions.start(user)
     login_user(user)
-    audit.record("user.logged_in", organization=user.organization, actor=user)
+    audit.record(
+        "user.logged_in",
+        organization=user.organization,
+        actor=user,
+        data={"mfa": True} if second_factor else None,
+    )
     db.session.commit()
-    return user
 
 
 def sign_out(user: User) -> None:

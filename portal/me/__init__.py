@@ -1,7 +1,7 @@
-"""A member's own page: connected accounts and recent deliveries."""
+"""A user's own pages: connected accounts, recent deliveries, two-step verification."""
 
 from flask import Blueprint
 
 bp = Blueprint("me", __name__)
 
-from . import views  # noqa: E402,F401
+from . import security, views  # noqa: E402,F401
