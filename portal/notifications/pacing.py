@@ -111,7 +111,8 @@ def block(key: str, seconds: float) -> None:
     """The provider said "wait": nobody uses this bucket for ``seconds`` (Retry-After)."""
     until = utcnow() + timedelta(seconds=seconds)
     with _reserved_lock:
-        _reserved.pop((str(db.engine.url), key), None)  # tokens reserved before the 429 are void too
+        # Tokens reserved before the 429 are void too.
+        _reserved.pop((str(db.engine.url), key), None)
     with write_section():
         _ensure(key, 1)
         db.session.execute(
