@@ -1,4 +1,4 @@
-"""Commands: ``flask --app wsgi create-admin | demo load | rotate-keys``."""
+"""Commands: ``flask --app wsgi create-admin | demo load | rotate-keys | api-keys | mfa-reset``."""
 
 from __future__ import annotations
 
@@ -87,8 +87,35 @@ def api_keys_create(org_slug: str, name: str) -> None:
     click.echo("Store it now: it cannot be shown again.", err=True)
 
 
+@click.command("mfa-reset")
+@click.argument("email")
+def mfa_reset(email: str) -> None:
+    """Turn off EMAIL's two-step verification (a lost phone), after checking who asks.
+
+    The person then signs in with the password alone and, where their role requires it, is
+    asked to set it up again before anything else. Audited.
+    """
+    from .accounts.models import User
+    from .audit import service as audit
+    from .auth import mfa
+
+    user = db.session.scalar(select(User).filter_by(email=email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"no user with e-mail {email!r}")
+    if not mfa.is_enabled(user) and user.mfa_secret is None:
+        click.echo(f"{user.email} has no two-step verification; nothing to do.")
+        return
+    mfa.disable(user)
+    audit.record(
+        "user.mfa_disabled", organization=user.organization, data={"by": "mfa-reset command"}
+    )
+    db.session.commit()
+    click.echo(f"Two-step verification of {user.email} is off; they must set it up again.")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(demo_cli)
     app.cli.add_command(create_admin)
     app.cli.add_command(rotate_keys)
     app.cli.add_command(api_keys_cli)
+    app.cli.add_command(mfa_reset)

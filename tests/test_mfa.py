@@ -168,3 +168,15 @@ def test_pt45_turning_it_off_needs_a_current_code(client: Any, tenants: Any) -> 
     db.session.refresh(member)
     assert not mfa.is_enabled(member) and member.mfa_secret is None
     assert "user.mfa_disabled" in actions()
+
+
+def test_pt45_operators_reset_a_lost_phone(app: Flask, tenants: Any) -> None:
+    admin = tenants["admin"]
+    enrolled(admin)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["mfa-reset", "Admin@Demo.example"])
+    assert result.exit_code == 0, result.output
+    db.session.refresh(admin)
+    assert not mfa.is_enabled(admin) and admin.mfa_secret is None
+    assert "user.mfa_disabled" in actions()
+    assert runner.invoke(args=["mfa-reset", "nobody@demo.example"]).exit_code != 0
