@@ -13,6 +13,8 @@ import time
 
 import pyotp
 from flask import current_app
+from sqlalchemy import or_, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..accounts.models import User
 from ..crypto import SecretUnavailable, seal, unseal
@@ -82,9 +84,26 @@ def verify(user: User, code: str, now: float | None = None) -> bool:
         if step <= (user.mfa_last_step or -1):
             continue  # this code, or an older one, was used already
         if hmac.compare_digest(totp.at(step * STEP_SECONDS), code):
-            user.mfa_last_step = step
-            return True
+            return _spend(user, step)
     return False
+
+
+def _spend(user: User, step: int) -> bool:
+    """Record ``step`` as used unless another request already did: a compare-and-swap, so two
+    sign-ins racing with one code cannot both pass."""
+    spent = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.mfa_last_step.is_(None), User.mfa_last_step < step),
+        )
+        .values(mfa_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    set_committed_value(user, "mfa_last_step", step)
+    return True
 
 
 def confirm_enrollment(user: User, code: str) -> bool:
