@@ -28,6 +28,7 @@ from portal.accounts.models import Organization, User
 from portal.accounts.permissions import Role
 from portal.config import sandbox_urls
 from portal.extensions import db
+from portal.notifications import pacing
 from portal.tasks import huey
 from sandbox.testing import RunningSandbox, run_sandbox
 
@@ -109,6 +110,8 @@ def fresh_database(template: str, tmp_path: Path) -> str:
         )
         connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
+    # The truncated tables included the pacing buckets: forget this process's reservations.
+    pacing.forget_local_state()
     return template
 
 

@@ -47,6 +47,18 @@ _reserved_lock = threading.Lock()
 RESERVE_SECONDS = 0.2
 
 
+def forget_local_state() -> None:
+    """Drop what this process remembers of the buckets (reserved tokens, rows known to exist).
+
+    For a process whose database was emptied under it (the test suite truncates every table
+    between tests on PostgreSQL): reserved tokens of a bucket that no longer exists would
+    otherwise be spent against its successor of the same key.
+    """
+    with _reserved_lock:
+        _reserved.clear()
+    _known.clear()
+
+
 def take(budget: PacingBudget, now: datetime | None = None) -> float:
     """Take one token, from this process's reservation when it has one; see :func:`_take`."""
     slot = (str(db.engine.url), budget.key)
