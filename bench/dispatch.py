@@ -43,6 +43,7 @@ from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
 import demodata  # noqa: E402
+from bench.seeding import queue_deliveries  # noqa: E402
 from portal import create_app  # noqa: E402
 from portal.accounts.models import Organization, User  # noqa: E402
 from portal.config import sandbox_urls  # noqa: E402
@@ -219,45 +220,7 @@ def queue(
     with app.app_context():
         organization_id = db.session.scalar(select(Organization.id))
         users = db.session.scalars(select(User.id).order_by(User.id)).all()
-        now = utcnow()
-        ids = (
-            db.session.execute(
-                insert(Notification).returning(Notification.id),
-                [
-                    {
-                        "organization_id": organization_id,
-                        "recipient_id": users[n % len(users)],
-                        "title": f"通知 {n}",
-                        "body": "本文",
-                        "created_at": now,
-                        "sensitive": False,
-                    }
-                    for n in range(count)
-                ],
-            )
-            .scalars()
-            .all()
-        )
-        rows = []
-        for n, notification_id in enumerate(ids):
-            user = users[n % len(users)]
-            integration_id, account_id = (links or {}).get(user, (None, None))
-            rows.append(
-                {
-                    "notification_id": notification_id,
-                    "organization_id": organization_id,
-                    "channel": channel,
-                    "integration_id": integration_id,
-                    "chat_account_id": account_id,
-                    "state": DeliveryState.PENDING,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-        db.session.execute(insert(Delivery), rows)
-        db.session.commit()
+        queue_deliveries(organization_id, users, count, channel, links, chunk=max(1, count))
 
 
 def link_everyone(app: Any) -> dict[int, tuple[int, int]]:

@@ -168,14 +168,13 @@ def analyze() -> None:
 
 
 def queue(notifications: int) -> None:
-    """Queue ``notifications`` e-mail deliveries (as bench/dispatch.py ``queue()`` does)."""
-    from sqlalchemy import insert, select
+    """Queue ``notifications`` e-mail deliveries to the members while the worker runs."""
+    from sqlalchemy import select
 
+    from bench.seeding import queue_deliveries
     from portal import create_app
     from portal.accounts.models import Organization, User
-    from portal.database import utcnow
     from portal.extensions import db
-    from portal.notifications.models import Channel, Delivery, DeliveryState, Notification
 
     app = create_app({"DELIVERY_AUTOWAKE": False})
     with app.app_context():
@@ -183,44 +182,7 @@ def queue(notifications: int) -> None:
         users = db.session.scalars(
             select(User.id).where(User.role == "member").order_by(User.id)
         ).all()
-        now = utcnow()
-        for first in range(0, notifications, 2_000):  # short transactions: the worker runs
-            chunk = range(first, min(notifications, first + 2_000))
-            ids = (
-                db.session.execute(
-                    insert(Notification).returning(Notification.id),
-                    [
-                        {
-                            "organization_id": organization_id,
-                            "recipient_id": users[n % len(users)],
-                            "title": f"通知 {n}",
-                            "body": "本文",
-                            "created_at": now,
-                            "sensitive": False,
-                        }
-                        for n in chunk
-                    ],
-                )
-                .scalars()
-                .all()
-            )
-            db.session.execute(
-                insert(Delivery),
-                [
-                    {
-                        "notification_id": notification_id,
-                        "organization_id": organization_id,
-                        "channel": Channel.EMAIL,
-                        "state": DeliveryState.PENDING,
-                        "attempts": 0,
-                        "next_attempt_at": now,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for notification_id in ids
-                ],
-            )
-            db.session.commit()
+        queue_deliveries(organization_id, users, notifications)
         analyze()
 
 

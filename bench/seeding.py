@@ -1,5 +1,5 @@
-"""Bulk data the page and load benchmarks share: one organization, its members and staff, and
-a history of audit events, inserted in large batches (minutes of ORM work otherwise).
+"""Bulk data the benchmarks share: one organization, its members and staff, a history of audit
+events, and queued deliveries, inserted in large batches (minutes of ORM work otherwise).
 
 Call inside an application context on a migrated database; commits.
 """
@@ -18,6 +18,7 @@ from portal.accounts.models import Organization, User
 from portal.audit.models import AuditEvent
 from portal.database import utcnow
 from portal.extensions import db
+from portal.notifications.models import Channel, Delivery, DeliveryState, Notification
 
 BATCH = 10_000
 
@@ -83,3 +84,58 @@ def seed_organization(
         db.session.execute(insert(AuditEvent), batch)
     db.session.commit()
     return organization
+
+
+def queue_deliveries(
+    organization_id: int,
+    users: Sequence[int],
+    count: int,
+    channel: Channel = Channel.EMAIL,
+    links: dict[int, tuple[int, int]] | None = None,
+    chunk: int = 2_000,
+) -> None:
+    """``count`` notifications to ``users`` in turn, each with one pending delivery on
+    ``channel`` (to the linked account in ``links``: user id -> (integration id, account id)).
+
+    Committed every ``chunk`` rows: short transactions, so a worker already running can claim.
+    """
+    now = utcnow()
+    for first in range(0, count, chunk):
+        numbers = range(first, min(count, first + chunk))
+        ids = (
+            db.session.execute(
+                insert(Notification).returning(Notification.id),
+                [
+                    {
+                        "organization_id": organization_id,
+                        "recipient_id": users[n % len(users)],
+                        "title": f"通知 {n}",
+                        "body": "本文",
+                        "created_at": now,
+                        "sensitive": False,
+                    }
+                    for n in numbers
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        rows = []
+        for n, notification_id in zip(numbers, ids, strict=True):
+            integration_id, account_id = (links or {}).get(users[n % len(users)], (None, None))
+            rows.append(
+                {
+                    "notification_id": notification_id,
+                    "organization_id": organization_id,
+                    "channel": channel,
+                    "integration_id": integration_id,
+                    "chat_account_id": account_id,
+                    "state": DeliveryState.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+        db.session.execute(insert(Delivery), rows)
+        db.session.commit()
