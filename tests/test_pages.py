@@ -18,7 +18,7 @@ def test_integrations_page_shows_a_card_per_provider(client: Any, tenants: dict[
     page = client.get("/settings/integrations").text
     assert "外部ツールの連携" in page
     for name in ("Slack", "Chatwork", "Microsoft Teams"):
-        assert f"<h2>{name}</h2>" in page
+        assert f">{name}</a></h2>" in page
     assert page.count("未連携") == 3
 
 

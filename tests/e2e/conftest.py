@@ -181,13 +181,19 @@ def settled(page: Any) -> None:
     page.wait_for_function("() => document.querySelector('.htmx-request') === null")
 
 
+def open_system_menu(page: Any, entry: str) -> None:
+    """Open the header's 「システム」 menu and click ``entry`` in it (in either language)."""
+    page.click("#system-menu > summary")
+    page.locator("#system-menu").get_by_role("link", name=entry, exact=True).click()
+
+
 def open_integrations(page: Any, email: str = "admin@demo.example") -> None:
-    """Sign in, in Japanese, and open 外部ツールの連携 from the navigation, as the seed says."""
+    """Sign in, in Japanese, and open 「システム」→「外部ツールの連携」, as the seed says."""
     login(page, email)
     if page.locator("button[lang=ja]").count():  # another browser test left English selected
         page.click("button[lang=ja]")
         page.wait_for_load_state("networkidle")
-    page.click("nav >> text=外部ツールの連携")
+    open_system_menu(page, "外部ツールの連携")
     page.wait_for_url("**/settings/integrations")
     # The admin already lands on this page after login, so the URL matches before the boosted
     # navigation has swapped the page in; a click before that would be lost with the old body.

@@ -6,12 +6,12 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import login, screenshot
+from tests.e2e.conftest import login, open_system_menu, screenshot
 
 
 def test_admin_walks_the_portal_in_japanese_then_english(page: Any) -> None:
     login(page, "admin@demo.example")
-    page.click("text=外部ツールの連携")
+    open_system_menu(page, "外部ツールの連携")
     page.wait_for_url("**/settings/integrations")
     assert page.locator("h1").inner_text() == "外部ツールの連携"
     assert page.locator(".provider-card").count() == 3
@@ -28,7 +28,7 @@ def test_admin_walks_the_portal_in_japanese_then_english(page: Any) -> None:
 
     page.click("button[lang=en]")
     page.wait_for_load_state("networkidle")
-    page.click("text=External tool integration")
+    open_system_menu(page, "External tool integration")
     page.wait_for_url("**/settings/integrations")
     assert page.locator("h1").inner_text() == "External tool integration"
     assert page.locator("#provider-chatwork .badge").inner_text() == "Not connected"

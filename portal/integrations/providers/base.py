@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
+
 from ...crypto import SecretUnavailable
 
 if TYPE_CHECKING:
@@ -135,6 +138,11 @@ class ChatProvider(abc.ABC):
     name: ClassVar[str]
     #: Ask requests per second we allow ourselves per workspace/token (pacing budget).
     rate_per_second: ClassVar[float] = 1.0
+    #: What one connection is called on its card, in the vendor's words (Teams: a tenant).
+    connection_label: ClassVar[str | LazyString] = _l("Workspace")
+    #: Steps done outside the portal before the wizard's first one (Chatwork's account and
+    #: OAuth client): the progress list numbers them first, as the provider's page does.
+    setup_preparation: ClassVar[tuple[str | LazyString, ...]] = ()
 
     @abc.abstractmethod
     def client(self, integration: Integration) -> ChatClient:

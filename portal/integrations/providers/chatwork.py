@@ -373,7 +373,7 @@ class ClientCredentialsStep:
     """
 
     name = "client"
-    title = _l("Client ID and secret")
+    title = _l("Enter the client ID and secret")
     auto = False
 
     def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
@@ -468,6 +468,10 @@ class ChatworkProvider(ChatProvider):
     key = "chatwork"
     name = "Chatwork"
     rate_per_second = 1.0
+    setup_preparation = (
+        _l("Prepare the Chatwork account"),
+        _l("Register an OAuth client on Chatwork"),
+    )
 
     def client(self, integration: Integration) -> ChatworkClient:
         return ChatworkClient(integration)

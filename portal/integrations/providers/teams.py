@@ -574,6 +574,7 @@ class TeamsProvider(ChatProvider):
     key = "teams"
     name = "Microsoft Teams"
     rate_per_second = TENANT_RATE
+    connection_label = _l("Tenant")
 
     def client(self, integration: Integration) -> TeamsClient:
         return TeamsClient(integration)

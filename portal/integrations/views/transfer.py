@@ -93,7 +93,8 @@ def export_links(provider: str) -> Response:
     filename = f"{integration.provider}-links.csv"
     return Response(
         stream_with_context(transfer.export_lines(integration)),
-        mimetype="text/csv; charset=utf-8",
+        # content_type, not mimetype: Werkzeug appends the charset to a mimetype once more.
+        content_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 

@@ -17,6 +17,17 @@
     var button = event.target.closest("[data-close-dialog]");
     if (button) { button.closest("dialog").close(); }
   });
+  // Header menus are <details> and work without this; it only lets one stay open, closes
+  // them on a click elsewhere, and on Escape puts the focus back on the menu's button.
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) { menu.open = false; }
+    });
+  });
+  document.addEventListener("keydown", function (event) {
+    var menu = event.key === "Escape" && event.target.closest && event.target.closest("details.menu[open]");
+    if (menu) { menu.open = false; menu.querySelector("summary").focus(); }
+  });
   // 4xx/5xx answers to htmx requests are not swapped; tell the user instead of doing nothing.
   document.body.addEventListener("htmx:responseError", function (event) {
     var toast = document.getElementById("toast");
