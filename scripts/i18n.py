@@ -18,6 +18,8 @@ PYBABEL = [sys.executable, "-m", "babel.messages.frontend"]
 
 def extract(pot: Path) -> None:
     # Babel skips folders starting with "_" unless told otherwise: our macros live in _macros/.
+    # gettext, ngettext, pgettext and npgettext are Babel's default keywords; the lazy forms
+    # Flask-Babel adds are not, so they are named here (1c = the first argument is a context).
     subprocess.run(  # noqa: S603 - our interpreter, fixed arguments
         [
             *PYBABEL,
@@ -28,6 +30,8 @@ def extract(pot: Path) -> None:
             "_l",
             "-k",
             "lazy_gettext",
+            "-k",
+            "lazy_pgettext:1c,2",
             "--ignore-dirs",
             ".*",
             "-o",
@@ -66,19 +70,37 @@ def update() -> None:
 
 
 def missing(locale: str = "ja") -> list[str]:
-    """Messages in the source that the catalog lacks or leaves untranslated or fuzzy."""
+    """Messages in the source that the catalog lacks or leaves untranslated or fuzzy.
+
+    A message is its context and msgid: ``pgettext("filter", "Linked")`` and a bare
+    ``_("Linked")`` are two entries, each needing its own translation.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         pot = Path(tmp) / "messages.pot"
         extract(pot)
         with open(pot, "rb") as handle:
-            source = {str(m.id) for m in read_po(handle) if m.id}
+            source = [m for m in read_po(handle) if m.id]
     with open(TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po", "rb") as handle:
-        catalog = {str(m.id): m for m in read_po(handle) if m.id}
-    return sorted(
-        msgid
-        for msgid in source
-        if msgid not in catalog or not catalog[msgid].string or catalog[msgid].fuzzy
-    )
+        catalog = read_po(handle)
+    gaps = []
+    for message in source:
+        entry = catalog.get(message.id, message.context)
+        if entry is None or entry.fuzzy or not all(texts(entry.string)):
+            gaps.append(label(message.id, message.context))
+    return sorted(gaps)
+
+
+def texts(value: object) -> tuple[str, ...]:
+    """A msgid or msgstr as a tuple of texts: a plural entry has one per form."""
+    if isinstance(value, (tuple, list)):
+        return tuple(str(text or "") for text in value)
+    return (str(value or ""),)
+
+
+def label(msgid: object, context: str | None) -> str:
+    """How an entry is named in reports: its msgid (the singular for plurals), with context."""
+    text = texts(msgid)[0]
+    return f"{text} [{context}]" if context else text
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def test_integrations_page_shows_error_state(client: Any, tenants: dict[str, Any
     db.session.commit()
     client.login(tenants["admin"])
     page = client.get("/settings/integrations").text
-    assert "エラー" in page and "再接続が必要" in page
+    assert "エラー" in page and "再連携が必要" in page
 
 
 def test_members_search_paging_and_partial(

@@ -305,7 +305,7 @@ def test_uninstall_from_slack_reaches_the_portal(
     db.session.refresh(integration)
     assert integration.state is IntegrationState.NEEDS_RECONNECT and integration.secrets is None
     page = admin_client.get("/settings/integrations").text
-    assert "needs to be reconnected" in page or "再接続" in page
+    assert "needs to be reconnected" in page or "再連携が必要" in page
 
 
 def test_oa28_disconnect_revokes_and_deletes(
