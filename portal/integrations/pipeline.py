@@ -6,7 +6,8 @@ Slack's ``[OAuthAuthorizeStep(spec), OAuthCallbackStep(spec)]`` or, for Chatwork
 
 - keeps the wizard's state server-side in ``SetupSession`` (encrypted ``data``, the step index,
   a *signature* of the step list so a deploy that changes the steps restarts the wizard cleanly,
-  10 minutes to live); the Flask session only names the row;
+  10 minutes to live); the Flask session only names the row. A step's secrets (Chatwork's client
+  secret) are also sealed to the wizard's owner (:meth:`SetupPipeline.bind_sealed`);
 - binds it to the organization, the user, the provider and the browser session that started it;
 - runs one step per request: ``step.get(pipeline)`` renders it, ``step.post(pipeline, form)``
   answers a :class:`StepResult` — :func:`advance`, :func:`error` or :func:`render`;
@@ -35,7 +36,7 @@ from sqlalchemy import delete, update
 
 from ..accounts.models import Organization, User
 from ..auth.sessions import current_hash
-from ..crypto import StoredSecret
+from ..crypto import SecretUnavailable, StoredSecret, seal, unseal
 from ..database import utcnow
 from ..extensions import db
 from .models import SetupSession
@@ -48,6 +49,9 @@ log = logging.getLogger("portal.integrations.setup")
 #: How long a wizard (and so an OAuth ``state``) lives: RFC 6749's code lifetime, slack_sdk's
 #: state expiry (reliability.md OA-05).
 SETUP_TTL = timedelta(minutes=10)
+
+#: The data key holding the values bound with :meth:`SetupPipeline.bind_sealed`, sealed together.
+SEALED = "sealed"
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,42 @@ class SetupPipeline:
         return dict(value or {})
 
     @property
+    def owner(self) -> str:
+        """Whom the sealed values belong to: the wizard's provider, organization, admin and browser
+        session. Not the row's key, which changes with every ``state`` (:meth:`issue_state`)."""
+        record = self.record
+        return (
+            f"setup:{record.provider}:org:{record.organization_id}:user:{record.user_id}"
+            f":browser:{record.browser_session}"
+        )
+
+    def bind_sealed(self, key: str, value: Any) -> None:
+        """Remember a secret for later steps, sealed to :attr:`owner` inside the encrypted data:
+        values copied in from another organization's, admin's or browser's wizard do not open."""
+        self.bind(SEALED, seal({**self._sealed(), key: value}, self.owner))
+
+    def fetch_sealed(self, key: str) -> Any:
+        """A value bound with :meth:`bind_sealed` (``None`` when absent or sealed for another)."""
+        return self._sealed().get(key)
+
+    def opened(self) -> dict[str, Any]:
+        """Everything bound, the sealed values opened: what ``build_connection`` reads."""
+        data = self.data
+        data.pop(SEALED, None)
+        return {**data, **self._sealed()}
+
+    def _sealed(self) -> dict[str, Any]:
+        stored = self.data.get(SEALED)
+        if stored is None:
+            return {}
+        try:
+            value = unseal(stored, self.owner)
+        except SecretUnavailable:  # fail closed: the step asks for the secret again
+            log.warning("setup secrets sealed for another owner: provider=%s", self.provider.key)
+            return {}
+        return dict(value) if isinstance(value, dict) else {}
+
+    @property
     def step(self) -> Step:
         """The step the wizard is on."""
         return self.steps[min(self.record.step_index, len(self.steps) - 1)]
@@ -311,7 +351,7 @@ class SetupPipeline:
         from . import services
 
         try:
-            connection = self.provider.build_connection(self.data)
+            connection = self.provider.build_connection(self.opened())
             organization = db.session.get(Organization, self.record.organization_id)
             user = db.session.get(User, self.record.user_id)
             assert organization is not None and user is not None

@@ -55,6 +55,19 @@ def register_client(page: Any) -> tuple[str, str]:
     return client_id, secret
 
 
+def allow_as_notification_account(page: Any) -> None:
+    """On Chatwork's consent page, choose the notification account and press 許可する."""
+    page.wait_for_url("**/packages/oauth2/login.php**")
+    page.select_option(
+        "select[name=account_id]",
+        label=page.locator(
+            "select[name=account_id] option", has_text="Wistant通知用"
+        ).first.inner_text(),
+    )
+    page.get_by_role("button", name="許可する").click()
+    page.wait_for_url("**/settings/integrations/chatwork")
+
+
 def test_chatwork_procedure(page: Any, sandbox: RunningSandbox) -> None:
     sandbox.reset()
     open_integrations(page)
@@ -97,15 +110,7 @@ def test_chatwork_procedure(page: Any, sandbox: RunningSandbox) -> None:
 
     # この内容で保存する again (the saved secret is kept) → 許可する as the notification account.
     page.click("#chatwork-save")
-    page.wait_for_url("**/packages/oauth2/login.php**")
-    page.select_option(
-        "select[name=account_id]",
-        label=page.locator(
-            "select[name=account_id] option", has_text="Wistant通知用"
-        ).first.inner_text(),
-    )
-    page.click("button[value=allow]")
-    page.wait_for_url("**/settings/integrations/chatwork")
+    allow_as_notification_account(page)
     expect(page.locator("#chatwork-account-name")).to_contain_text("Wistant通知用")
     expect(page.locator("#chatwork-personal-reminder")).to_have_count(0)
     expect(page.locator("[data-sync-state=done]")).to_be_visible()
@@ -146,3 +151,34 @@ def test_chatwork_procedure(page: Any, sandbox: RunningSandbox) -> None:
     expect(inspector.locator("body")).to_contain_text(display_name(third))
     screenshot(inspector, "chatwork-8-inspector")
     inspector.close()
+
+
+def test_chatwork_wrong_client_id_corrected_after_back(page: Any, sandbox: RunningSandbox) -> None:
+    """The seed: "クライアントIDが間違っている場合は、Chatworkのエラー画面が表示されます。その場合は
+    ブラウザの戻るボタンでWistantの画面に戻り、正しいクライアントIDを入力してください" — the correct
+    ID only, the secret typed before kept, この内容で保存する, 許可する: connected."""
+    open_integrations(page)
+    page.click("#provider-chatwork .provider-link")
+    page.wait_for_url("**/settings/integrations/chatwork")
+    client_id, secret = register_client(page)
+    client_field = page.get_by_label("クライアントID", exact=True)
+    secret_field = page.get_by_label("クライアントシークレット", exact=True)
+    save = page.get_by_role("button", name="この内容で保存する")
+    client_field.fill(client_id[:-1] + ("y" if client_id.endswith("x") else "x"))  # a typo
+    secret_field.fill(secret)
+    save.click()
+    page.wait_for_url("**/packages/oauth2/login.php**")
+    expect(page.locator("body")).to_contain_text("不正なクライアントIDです")
+    page.go_back()
+    page.wait_for_url("**/settings/integrations/chatwork")
+    expect(page.locator("#chatwork-secret-state")).to_contain_text("空欄のまま")
+    expect(secret_field).to_have_value("")
+    assert secret not in page.content()
+    screenshot(page, "chatwork-wrong-client-id-correct-it")
+    client_field.fill(client_id)
+    save.click()
+    allow_as_notification_account(page)
+    expect(page.locator("#flash")).to_contain_text("Chatwork")
+    expect(page.locator("#chatwork-account-name")).to_contain_text("Wistant通知用")
+    expect(page.locator("#chatwork-client-id")).to_have_value(client_id)
+    screenshot(page, "chatwork-wrong-client-id-corrected")

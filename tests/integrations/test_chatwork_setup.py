@@ -314,3 +314,147 @@ def test_replacing_the_secret_keeps_links_and_reconnect_is_audited(
     actions = db.session.scalars(select(AuditEvent.action)).all()
     assert actions.count("integration.connected") == 3
     assert actions.count("integration.disconnected") == 1
+
+
+# --- correcting a wrong client ID (the seed: Chatwork's error page, back, the right ID only) --
+
+
+def wizard() -> SetupPipeline:
+    """This test's one Chatwork wizard, as stored."""
+    return SetupPipeline(providers.get_or_404("chatwork"), db.session.scalar(select(SetupSession)))
+
+
+def chatwork_error(response: Any) -> None:
+    """この内容で保存する went to Chatwork, which shows its error page for an unknown ID."""
+    assert response.status_code == 302 and "login.php" in response.headers["Location"]
+    page = requests.get(response.headers["Location"], timeout=10)
+    assert page.status_code == 400 and "11000" in page.text
+
+
+def test_oa22_wrong_client_id_corrected_after_back_with_the_secret_left_empty(
+    admin_client: Any, sandbox: RunningSandbox
+) -> None:
+    registered = register_client(sandbox)
+    typo = registered["client_id"][:-1] + ("x" if registered["client_id"][-1] != "x" else "y")
+    chatwork_error(save_client(admin_client, typo, registered["client_secret"]))
+    # The typed secret is sealed inside the encrypted wizard row, not a plain value in it.
+    assert "client_secret" not in wizard().data
+    assert wizard().fetch_sealed("client_secret") == registered["client_secret"]
+    raw = db.session.execute(select(SetupSession.__table__.c.data)).scalar()
+    assert registered["client_secret"] not in str(raw)
+    # Back with the browser: the wrong ID, and a secret kept whatever the ID (never echoed).
+    page = admin_client.get(PAGE).text
+    assert 'id="chatwork-returned"' in page and f'value="{typo}"' in page
+    assert 'data-secret-set="true"' in page and "data-secret-for-id" not in page
+    assert registered["client_secret"] not in page
+    # Correct the ID only, この内容で保存する, 許可する: connected with the secret typed before.
+    before = calls(sandbox, TOKEN_CALL)
+    saved = save_client(admin_client, registered["client_id"], "")
+    assert saved.status_code == 302, saved.text[:300]
+    assert query_of(saved.headers["Location"])["client_id"] == registered["client_id"]
+    response = admin_client.get(consent(sandbox, saved.headers["Location"]))
+    assert response.status_code == 302 and response.headers["Location"].endswith(PAGE)
+    assert calls(sandbox, TOKEN_CALL) == before + 1
+    integration = db.session.scalar(select(Integration))
+    assert integration.state is IntegrationState.CONNECTED
+    assert integration.config["client_id"] == registered["client_id"]
+    assert integration.get_secrets()["client_secret"] == registered["client_secret"]
+    assert db.session.scalar(select(func.count()).select_from(SetupSession)) == 0
+
+
+def test_oa22_changed_client_id_with_a_new_secret_replaces_both(
+    admin_client: Any, sandbox: RunningSandbox
+) -> None:
+    first, second = register_client(sandbox), register_client(sandbox)
+    chatwork_error(save_client(admin_client, "wrong-client-id-123", first["client_secret"]))
+    assert 'data-secret-set="true"' in admin_client.get(PAGE).text
+    saved = save_client(admin_client, second["client_id"], second["client_secret"])
+    assert wizard().fetch_sealed("client_secret") == second["client_secret"]
+    assert admin_client.get(consent(sandbox, saved.headers["Location"])).status_code == 302
+    integration = db.session.scalar(select(Integration))
+    assert integration.config["client_id"] == second["client_id"]
+    assert integration.get_secrets()["client_secret"] == second["client_secret"]
+
+
+def test_oa22_connection_secret_is_kept_for_its_own_client_id_only(
+    admin_client: Any, sandbox: RunningSandbox
+) -> None:
+    _, registered = connect(admin_client, sandbox)
+    page = admin_client.get(PAGE).text
+    assert 'data-secret-for-id="true"' in page and registered["client_secret"] not in page
+    other = register_client(sandbox)
+    refused = save_client(admin_client, other["client_id"], "")
+    assert refused.status_code == 422 and 'id="chatwork-client-secret-error"' in refused.text
+    assert 'data-secret-set="true"' in refused.text  # still true: the saved ID keeps its secret
+    kept = save_client(admin_client, registered["client_id"], "")
+    assert kept.status_code == 302 and "login.php" in kept.headers["Location"]
+    assert wizard().fetch_sealed("client_secret") == registered["client_secret"]
+
+
+def test_refused_client_id_keeps_the_typed_secret(
+    admin_client: Any, sandbox: RunningSandbox
+) -> None:
+    registered = register_client(sandbox)
+    refused = save_client(admin_client, "bad id with spaces", registered["client_secret"])
+    assert refused.status_code == 422 and 'id="chatwork-client-id-error"' in refused.text
+    assert 'data-secret-set="true"' in refused.text
+    assert "chatwork-client-secret-error" not in refused.text
+    saved = save_client(admin_client, registered["client_id"], "")
+    assert admin_client.get(consent(sandbox, saved.headers["Location"])).status_code == 302
+    integration = db.session.scalar(select(Integration))
+    assert integration.get_secrets()["client_secret"] == registered["client_secret"]
+
+
+def test_new_browser_session_does_not_reuse_an_old_attempts_secret(
+    app: Any, admin_client: Any, sandbox: RunningSandbox, tenants: dict[str, Any]
+) -> None:
+    registered = register_client(sandbox)
+    chatwork_error(save_client(admin_client, "wrong-client-id-123", registered["client_secret"]))
+    later = app.test_client()  # the same admin, signed in again
+    later.login(tenants["admin"])
+    page = later.get(PAGE).text
+    assert "data-secret-set" not in page and "wrong-client-id-123" not in page
+    before = calls(sandbox, TOKEN_CALL)
+    refused = save_client(later, registered["client_id"], "")
+    assert refused.status_code == 422 and 'id="chatwork-client-secret-error"' in refused.text
+    assert calls(sandbox, TOKEN_CALL) == before and stored() == 0
+
+
+def test_attempt_secret_expires_an_hour_after_it_was_typed(
+    admin_client: Any, sandbox: RunningSandbox
+) -> None:
+    registered = register_client(sandbox)
+    start = utcnow()
+    chatwork_error(save_client(admin_client, "wrong-client-id-123", registered["client_secret"]))
+    # Saving again keeps the typed secret, but the hour counts from the typing, not the save.
+    with time_machine.travel(start + timedelta(minutes=25)):
+        assert 'data-secret-set="true"' in admin_client.get(PAGE).text
+    with time_machine.travel(start + timedelta(minutes=50)):
+        chatwork_error(save_client(admin_client, "wrong-client-id-456", ""))
+    with time_machine.travel(start + timedelta(minutes=70)):
+        page = admin_client.get(PAGE).text
+        assert "wrong-client-id-456" in page and "data-secret-set" not in page
+        refused = save_client(admin_client, registered["client_id"], "")
+    assert refused.status_code == 422 and 'id="chatwork-client-secret-error"' in refused.text
+
+
+def test_oa18_another_organizations_sealed_secret_does_not_open(
+    app: Any, admin_client: Any, sandbox: RunningSandbox, tenants: dict[str, Any]
+) -> None:
+    registered = register_client(sandbox)
+    chatwork_error(save_client(admin_client, "wrong-client-id-123", registered["client_secret"]))
+    ours = db.session.scalar(select(SetupSession)).data
+    other = app.test_client()
+    other.login(tenants["other_admin"])
+    chatwork_error(save_client(other, "other-client-id-789", "another-secret"))
+    # Company A's encrypted wizard data copied into company B's row: the seal refuses it.
+    record = db.session.scalar(
+        select(SetupSession).where(SetupSession.organization_id == tenants["other"].id)
+    )
+    record.data = ours
+    db.session.commit()
+    page = other.get(PAGE).text
+    assert 'value="wrong-client-id-123"' in page and "data-secret-set" not in page
+    refused = save_client(other, registered["client_id"], "")
+    assert refused.status_code == 422 and 'id="chatwork-client-secret-error"' in refused.text
+    assert registered["client_secret"] not in refused.text and stored() == 0

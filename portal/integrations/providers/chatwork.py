@@ -4,8 +4,8 @@ Setup (the vendor's "ChatWorkの連携方法"): the admin registers an OAuth cli
 (Confidential, redirect URI ``PUBLIC_BASE_URL + /chatwork/oauth/callback``, the four
 :data:`SCOPES`), enters its client ID and secret here ("この内容で保存する"), and allows access
 on Chatwork's consent page. Unlike Slack there is no service-wide app: the client credentials
-are the organization's own, kept in the wizard's encrypted state until the consent succeeds and
-then sealed to the integration (``secrets["client_secret"]``, never rendered).
+are the organization's own, sealed in the wizard's state until the consent succeeds and then
+sealed to the integration (``secrets["client_secret"]``, never rendered).
 
 Everything is posted *as the connecting account* (no bot identity), so the page shows which
 account is connected (``GET /me``). The directory is that account's contacts (no e-mail), and a
@@ -368,8 +368,10 @@ def looks_dedicated(me: Mapping[str, Any], member_emails: set[str]) -> bool:
 class ClientCredentialsStep:
     """Step 3: "クライアントID" and "クライアントシークレット", then "この内容で保存する".
 
-    The secret is never echoed: a blank field keeps the one entered before (bound by the view
-    as ``stored_client_secret``, from this admin's last wizard or the connection).
+    The secret is never echoed: a blank field keeps the one the view bound before the step
+    (sealed ``client_secret``: typed in this setup attempt, or the connection's for its own ID).
+    A typed secret is remembered with ``secret_typed_at`` even when the ID is refused, so the
+    admin corrects the ID only, as after Chatwork's error page for a wrong one.
     """
 
     name = "client"
@@ -384,28 +386,26 @@ class ClientCredentialsStep:
 
         client_id = str(form.get("client_id") or "").strip()
         secret = str(form.get("client_secret") or "").strip()
-        stored = pipeline.fetch("stored_client_secret")
         errors: dict[str, str] = {}
         if not CLIENT_ID_PATTERN.fullmatch(client_id):
             errors["client_id"] = _(
                 "Enter the client ID shown on Chatwork's OAuth client screen (letters, digits "
                 "and - . _ ~ only)."
             )
-        if not secret and not stored:
+        if len(secret) > 256:
+            errors["client_secret"] = _("This client secret is too long.")
+        elif secret:
+            pipeline.bind_sealed("client_secret", secret)
+            pipeline.bind("secret_typed_at", utcnow().isoformat())
+        elif not pipeline.fetch_sealed("client_secret"):
             errors["client_secret"] = _(
                 "Enter the client secret shown on Chatwork's OAuth client screen."
             )
-        elif len(secret) > 256:
-            errors["client_secret"] = _("This client secret is too long.")
         if errors:
             pipeline.bind("client_id", client_id[:128])
             return render(render_client_step(errors=errors, status=422, pipeline=pipeline))
         pipeline.bind("client_id", client_id)
-        pipeline.bind("client_secret", secret or stored)
         pipeline.bind("secret_replaced", bool(secret))
-        pipeline.record.data = {
-            k: v for k, v in pipeline.data.items() if k != "stored_client_secret"
-        }
         return advance()
 
 
@@ -425,7 +425,7 @@ class ChatworkCallbackStep(OAuthCallbackStep):
         self, pipeline: SetupPipeline, *, code: str, redirect_uri: str, code_verifier: str | None
     ) -> dict[str, Any]:
         client_id = str(pipeline.fetch("client_id") or "")
-        secret = str(pipeline.fetch("client_secret") or "")
+        secret = str(pipeline.fetch_sealed("client_secret") or "")
         if not client_id or not secret:
             raise ProviderError("no client credentials in the setup", code="no_client")
         form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}

@@ -8,7 +8,8 @@ these add what Slack does not have. Werkzeug prefers these static rules to the g
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, url_for
@@ -31,7 +32,7 @@ from ..providers.base import ChatProvider
 from ..providers.chatwork import CLIENT_NAME, SCOPES, ChatworkProvider
 from ..registry import providers
 
-#: A failed wizard's client ID and secret are offered again for this long.
+#: A failed wizard's client ID is offered again, and a secret typed in it kept, for this long.
 KEEP_FORM_FOR = timedelta(hours=1)
 
 
@@ -39,8 +40,8 @@ def _provider() -> ChatProvider:
     return providers.get_or_404("chatwork")
 
 
-def _last_wizard() -> dict[str, Any]:
-    """This admin's latest Chatwork wizard in this browser (even a failed one), decrypted."""
+def _last_wizard() -> SetupPipeline | None:
+    """This admin's latest Chatwork wizard in this browser (even a failed one)."""
     record = db.session.scalar(
         select(SetupSession)
         .where(
@@ -53,9 +54,7 @@ def _last_wizard() -> dict[str, Any]:
         .order_by(SetupSession.created_at.desc())
         .limit(1)
     )
-    if record is None:
-        return {}
-    return SetupPipeline(_provider(), record).data
+    return None if record is None else SetupPipeline(_provider(), record)
 
 
 def _saved_client(integration: Integration | None) -> tuple[str, str | None]:
@@ -70,15 +69,68 @@ def _saved_client(integration: Integration | None) -> tuple[str, str | None]:
     return client_id, str(secret) if secret else None
 
 
-def previous_client(
+def _typed_recently(value: Any) -> str | None:
+    """``secret_typed_at`` when it is within :data:`KEEP_FORM_FOR`, else ``None``."""
+    try:
+        typed_at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return str(value) if typed_at > utcnow() - KEEP_FORM_FOR else None
+
+
+@dataclass(frozen=True)
+class KeptClient:
+    """The client form's state: the ID it shows and the secret a blank field keeps (never shown).
+
+    The secret typed in this setup attempt — this wizard, or this admin's last one in this
+    browser session, up to :data:`KEEP_FORM_FOR` after typing — is kept whatever client ID comes
+    with it: the seed's way out of a wrong ID is Chatwork's error page, the browser's back button
+    and the correct ID only. The connection's own secret belongs to its client: kept for that ID
+    only. Another browser session, admin or organization never finds a wizard's secret (the
+    query, and the seal to the wizard's owner).
+    """
+
+    client_id: str = ""
+    typed_secret: str | None = None
+    typed_at: str | None = None
+    saved_id: str = ""
+    saved_secret: str | None = None
+
+    def secret_for(self, client_id: str) -> tuple[str | None, str | None]:
+        """The secret a blank field stands for with ``client_id``, and when it was typed."""
+        if self.typed_secret:
+            return self.typed_secret, self.typed_at
+        if self.saved_secret and client_id == self.saved_id:
+            return self.saved_secret, None
+        return None, None
+
+    def form(self, client_id: str | None = None) -> dict[str, Any]:
+        """The form's values: a blank secret is kept with any ID, or only with the saved one."""
+        return {
+            "client_id": self.client_id if client_id is None else client_id,
+            "secret_set": bool(self.typed_secret or self.saved_secret),
+            "secret_for_id": not self.typed_secret and bool(self.saved_secret),
+        }
+
+
+def kept_client(
     integration: Integration | None, pipeline: SetupPipeline | None = None
-) -> tuple[str, str | None]:
-    """The client ID and secret entered last: this wizard, the last one, or the connection."""
-    for data in (pipeline.data if pipeline else {}, _last_wizard()):
-        if data.get("client_id"):
-            secret = data.get("client_secret") or data.get("stored_client_secret")
-            return str(data["client_id"]), str(secret) if secret else None
-    return _saved_client(integration)
+) -> KeptClient:
+    """The client entered last (this wizard, else the last one, else the connection's)."""
+    saved_id, saved_secret = _saved_client(integration)
+    wizard = pipeline
+    if wizard is None or wizard.fetch("client_id") is None:
+        wizard = _last_wizard()
+    if wizard is None or wizard.fetch("client_id") is None:
+        return KeptClient(saved_id, saved_id=saved_id, saved_secret=saved_secret)
+    typed_at = _typed_recently(wizard.fetch("secret_typed_at"))
+    return KeptClient(
+        client_id=str(wizard.fetch("client_id")),
+        typed_secret=wizard.fetch_sealed("client_secret") if typed_at else None,
+        typed_at=typed_at,
+        saved_id=saved_id,
+        saved_secret=saved_secret,
+    )
 
 
 def render_client_step(
@@ -96,9 +148,7 @@ def render_client_step(
         return render_setup_error(chat, message or _("The setup expired. Please start again."),
                                   status if status >= 400 else 400)  # fmt: skip
     integration = services.find_integration(current_organization(), "chatwork")
-    client_id, secret = previous_client(integration, pipeline)
-    if pipeline is not None and pipeline.fetch("client_id") is not None:
-        client_id = str(pipeline.fetch("client_id"))
+    client = kept_client(integration, pipeline)
     kept = 0
     if integration is not None:
         kept = (
@@ -115,7 +165,7 @@ def render_client_step(
         0,
         integration=integration,
         kept_links=kept,
-        client_form={"client_id": client_id, "secret_set": bool(secret)},
+        client_form=client.form(),
         errors=errors or {},
         message=message,
         returned=returned,
@@ -161,7 +211,7 @@ def _connected(integration: Integration) -> dict[str, Any]:
         integration, organization, query="", state="", page=1, per_page=per_page
     )
     sync = directory.latest_sync(integration)
-    client_id, secret = _saved_client(integration)
+    client = kept_client(integration)
     return {
         "provider": chat,
         "integration": integration,
@@ -171,7 +221,7 @@ def _connected(integration: Integration) -> dict[str, Any]:
         "sync": sync,
         "report": None if sync is None or sync.active else name_matching.suggest(integration),
         "backlog": backlog(integration),
-        "client_form": {"client_id": client_id, "secret_set": bool(secret)},
+        "client_form": client.form(client.saved_id),
         "errors": {},
         "rows": rows,
         "total": total,
@@ -216,16 +266,19 @@ def backlog(integration: Integration) -> dict[str, Any]:
 def chatwork_client() -> ResponseReturnValue:
     """この内容で保存する: keep the client ID/secret in a fresh wizard, go to Chatwork's consent.
 
-    A blank secret keeps the one entered before for the same client ID (never echoed).
+    A blank secret keeps the one typed in this setup attempt (so correcting only the ID after
+    Chatwork's error page works) or the connection's for the same ID; it is never echoed.
     """
     organization = current_organization()
-    integration = services.find_integration(organization, "chatwork")
-    old_id, old_secret = previous_client(integration)
+    kept = kept_client(services.find_integration(organization, "chatwork"))
+    client_id = request.form.get("client_id", "").strip() or kept.client_id
+    secret, typed_at = kept.secret_for(client_id)
     pipeline = SetupPipeline.start(_provider(), organization, current_user)
     pipeline.bind("organization_id", organization.id)
-    client_id = request.form.get("client_id", "").strip() or old_id
-    if old_secret and client_id == old_id:
-        pipeline.bind("stored_client_secret", old_secret)
+    if secret:
+        pipeline.bind_sealed("client_secret", secret)
+    if typed_at:
+        pipeline.bind("secret_typed_at", typed_at)
     return pipeline.handle({**request.form.to_dict(), "client_id": client_id})
 
 
