@@ -22,6 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from ..accounts.models import Organization, User
 from ..audit import service as audit
 from ..extensions import db
+from ..notifications import services as notifications
+from ..notifications.models import Channel
 from ..paging import contains_ci
 from .models import AccountLink, ChatAccount, Integration, LinkMethod
 
@@ -31,6 +33,10 @@ PREVIEW_SAMPLE = 20
 
 class LinkConflict(Exception):
     """The link cannot be made (the account is taken, or gone); the message is shown."""
+
+
+class NotLinked(Exception):
+    """The member has no account in this integration, so there is nothing to test."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,24 @@ def unlink_account(integration: Integration, user: User, *, actor: User | None) 
     db.session.commit()
     _notices().link_removed(integration, user, account)
     return True
+
+
+def send_test_message(integration: Integration, user: User, *, actor: User) -> ChatAccount:
+    """Send ``user`` a test message on their account in ``integration``; commits.
+
+    The delivery is pinned to this integration and account, even when the member is linked
+    on another chat tool that routing would prefer: an admin on a provider's page tests that
+    provider. It is otherwise an ordinary notification (outbox, worker, pacing, errors,
+    e-mail fallback, delivery log). Returns the account; raises :class:`NotLinked`, queueing
+    nothing, when the member has no link here.
+    """
+    link = find_link(integration, user.id)
+    if link is None or link.organization_id != user.organization_id:
+        raise NotLinked
+    account = link.chat_account
+    pinned = notifications.Route(Channel(integration.provider), "test", integration.id, account.id)
+    notifications.send_test_message(user, actor=actor, pinned=pinned)
+    return account
 
 
 def preview_email_matches(integration: Integration) -> AutoLinkPreview:

@@ -109,17 +109,19 @@ def create_notification(
     idempotency_key: str | None = None,
     sensitive: bool = False,
     reason: str | None = None,
+    pinned: Route | None = None,
 ) -> tuple[Notification, bool]:
     """Add a notification and its delivery to the session; return it and whether it is new.
 
     The same ``idempotency_key`` twice returns the first notification and adds nothing
     (DL-02), also when two requests race: the database's unique constraint decides.
+    ``pinned`` replaces the recipient's usual :func:`route` (an admin testing one chat tool).
     """
     if idempotency_key:
         existing = _find_by_key(organization, idempotency_key)
         if existing:
             return existing, False
-    chosen = route(recipient)
+    chosen = pinned or route(recipient)
     notification = Notification(
         organization_id=organization.id,
         recipient_id=recipient.id,
@@ -187,8 +189,12 @@ def wake(deliveries: list[Delivery] | list[int]) -> None:
         deliver_now(ids)
 
 
-def send_test_message(recipient: User, *, actor: User) -> Notification:
-    """Send ``recipient`` a test notification through exactly the real pipeline; commits."""
+def send_test_message(recipient: User, *, actor: User, pinned: Route | None = None) -> Notification:
+    """Send ``recipient`` a test notification through exactly the real pipeline; commits.
+
+    ``pinned`` sends it on that route rather than the member's usual one (see
+    ``integrations.linking.send_test_message``).
+    """
     organization = db.session.get(Organization, recipient.organization_id)
     assert organization is not None
     with force_locale(recipient.locale or current_app.config["BABEL_DEFAULT_LOCALE"]):
@@ -199,7 +205,7 @@ def send_test_message(recipient: User, *, actor: User) -> Notification:
             admin=actor.name,
         )
     notification, _created = create_notification(
-        organization, recipient, title=title, body=body, reason=None
+        organization, recipient, title=title, body=body, reason=None, pinned=pinned
     )
     audit.record(
         "notification.test_sent",

@@ -143,7 +143,8 @@ def test_chatwork_procedure(page: Any, sandbox: RunningSandbox) -> None:
 
     # Send a test message and see it in the inspector.
     row.locator("button.send-test").click()
-    expect(page.locator("#flash")).to_contain_text("chatwork")
+    expect(page.locator("#flash")).to_contain_text("Chatwork")
+    expect(page.locator("#flash")).to_contain_text(display_name(third))
     message = wait_for_message(sandbox, third.email)
     assert message["body"].startswith("[info][title]")
     inspector = page.context.new_page()

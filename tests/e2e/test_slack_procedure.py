@@ -79,7 +79,8 @@ def test_slack_procedure(page: Any, sandbox: RunningSandbox) -> None:
 
     # 4. Send a test message through the delivery pipeline and see it in the inspector.
     row.locator("button.send-test").click()
-    expect(page.locator("#flash")).to_contain_text("slack")
+    expect(page.locator("#flash")).to_contain_text("Slack")
+    expect(page.locator("#flash")).to_contain_text(chosen_name)
     message = wait_for_message(
         sandbox, lambda m: str(m.get("email", "")).endswith("demo-corp.example")
     )

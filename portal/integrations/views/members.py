@@ -176,17 +176,29 @@ def unlink(provider: str, user_id: int) -> ResponseReturnValue:
 @bp.post("/settings/integrations/<provider>/members/<int:user_id>/test")
 @require(Permission.MANAGE_INTEGRATIONS)
 def send_test(provider: str, user_id: int) -> ResponseReturnValue:
-    """Send the member a test message through the real delivery pipeline."""
-    from ...notifications.services import send_test_message
-
+    """Send the member a test message on this provider's linked account, through the real
+    delivery pipeline; a member without an account here gets none (and no button)."""
     chat, integration, user = get_member_context_or_404(provider, user_id)
-    notification = send_test_message(user, actor=current_user)
-    channels = ", ".join(d.channel.value for d in notification.deliveries)
+    try:
+        account = linking.send_test_message(integration, user, actor=current_user)
+    except linking.NotLinked:
+        flash(
+            _(
+                "%(name)s has no linked %(provider)s account, so no test message was sent.",
+                name=user.name,
+                provider=chat.name,
+            ),
+            "error",
+        )
+        if not is_partial_request():
+            return _back_to_members(provider)
+        return _row(chat, integration, linking.member_row(integration, user)), 422
     flash(
         _(
-            "A test message to %(name)s was queued (%(channels)s).",
+            "A test message to %(name)s was queued on %(provider)s for the account %(account)s.",
             name=user.name,
-            channels=channels,
+            provider=chat.name,
+            account=account.name,
         ),
         "success",
     )
