@@ -109,6 +109,14 @@ ROUTES: dict[str, list[Case]] = {
             setup=connected,
         )
     ],
+    "integrations.autolink_undo": [
+        Case(
+            "POST",
+            "/settings/integrations/slack/members/auto-link/undo{org}",
+            ORG_CHANGE,
+            setup=connected,
+        )
+    ],
     # Unsigned: refused before anything else, whoever sends it (the browser session is irrelevant).
     "integrations.slack_events": [
         Case("POST", "/slack/events", same(anonymous=401, member=401, admin=401, support=401))

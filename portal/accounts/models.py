@@ -39,6 +39,9 @@ class Organization(db.Model):  # type: ignore[name-defined]
     hold_sensitive_until_confirmed: Mapped[bool] = mapped_column(Boolean, default=True)
     #: When True, members may choose chat, e-mail or both on /me/accounts (migration 0006).
     allow_channel_choice: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: When True, a directory sync links every unique, exact e-mail match at once (the seed's
+    #: 自動的に紐付け); False leaves them in the preview for the admin (migration 0009).
+    auto_link_by_email: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     users: Mapped[list[User]] = relationship(back_populates="organization", lazy="raise")

@@ -4,7 +4,9 @@
 task (``run_sync``) reads the provider page by page (``ChatClient.iter_directory``), upserts the
 accounts in bulk and updates the row after every page, which the page polls (HTMX). Accounts
 that left the directory are marked inactive, never deleted: their links and history stay.
-Once an admin has confirmed e-mail auto-linking, every later sync links new matches too.
+Then, where the provider's directory has e-mail addresses and the organization has not chosen
+preview only, every unique, exact match is linked as one batch (``linking.auto_link``): the
+first sync links the organization, later ones its new hires.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import insert, select, update
 from ..database import utcnow
 from ..extensions import db
 from ..tasks import task
+from . import linking
 from .models import ChatAccount, DirectorySync, Integration, IntegrationState, SyncState
 from .providers.base import DirectoryEntry, ProviderAuthError, ProviderError
 from .registry import providers
@@ -105,10 +108,16 @@ def run_sync(run_id: int) -> DirectorySync | None:
             .values(is_active=False, synced_at=utcnow())
         )
     run.deactivated = len(gone)
-    if (integration.config or {}).get("auto_link"):
-        from .linking import apply_email_matches
-
-        run.auto_linked = apply_email_matches(integration, actor=None, commit=False)
+    db.session.commit()
+    if linking.auto_link_enabled(integration):
+        try:
+            linking.auto_link(integration, run)
+        except Exception:
+            # auto_link rolled its batch back whole; the run must not stay "running" (the page
+            # would poll until STALE_AFTER), so it says what failed and the admin syncs again.
+            log.exception("auto-link failed: integration=%s", integration.id)
+            _finish(run, SyncState.FAILED, "auto_link_failed")
+            return run
     _finish(run, SyncState.DONE, None)
     return run
 

@@ -1,8 +1,9 @@
 """Member ↔ chat account links, shared by every provider.
 
 All links go through here: by hand from the account dialog (:func:`link_account`), in bulk by
-e-mail after a preview (:func:`preview_email_matches` / :func:`apply_email_matches`), removed
-(:func:`unlink_account`); the delivery worker flags links with ``health.flag_link``. Each
+e-mail after a preview (:func:`preview_email_matches` / :func:`apply_email_matches`) or after
+every directory sync (:func:`auto_link`), removed (:func:`unlink_account`, or a whole bulk batch
+with :func:`undo_batch`); the delivery worker flags links with ``health.flag_link``. Each
 function owns its transaction and writes ``link.*`` audit events with before/after in it.
 
 The list queries (:func:`list_members`, :func:`list_accounts`) page with ids first and stay
@@ -16,19 +17,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask_babel import gettext as _
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Text, and_, cast, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from ..accounts.models import Organization, User
 from ..audit import service as audit
+from ..database import utcnow
 from ..extensions import db
 from ..notifications import services as notifications
 from ..notifications.models import Channel
 from ..paging import contains_ci
-from .models import AccountLink, ChatAccount, Integration, LinkMethod
+from .models import AccountLink, ChatAccount, DirectorySync, Integration, LinkBatch, LinkMethod
+from .registry import providers
 
 #: Members and accounts shown in the preview's example lists.
 PREVIEW_SAMPLE = 20
+#: Links removed per DELETE when a batch is undone (well under every bound-parameter limit).
+UNDO_CHUNK = 1000
 
 
 class LinkConflict(Exception):
@@ -65,9 +70,16 @@ class AutoLinkPreview:
     examples: list[tuple[str, str, str]] = field(default_factory=list)  # member, account, e-mail
     #: E-mail addresses claimed twice (two members or two accounts) or taken by someone else.
     conflicts: list[tuple[str, str]] = field(default_factory=list)  # (e-mail, why)
+    #: Addresses whose only account has left the workspace: the admin decides.
+    deactivated: list[str] = field(default_factory=list)
     already_linked: int = 0
     left: int = 0
     left_examples: list[str] = field(default_factory=list)
+
+    @property
+    def needs_admin(self) -> int:
+        """Unlinked members no automatic link will reach: conflicts, deactivated, no match."""
+        return len(self.conflicts) + len(self.deactivated) + self.left
 
 
 def _normalize(email: str | None) -> str:
@@ -215,10 +227,8 @@ def preview_email_matches(integration: Integration) -> AutoLinkPreview:
         )
     ).all()
     accounts = db.session.execute(
-        select(ChatAccount.id, ChatAccount.name, ChatAccount.email).where(
-            ChatAccount.integration_id == integration.id,
-            ChatAccount.is_active.is_(True),
-            ChatAccount.email.is_not(None),
+        select(ChatAccount.id, ChatAccount.name, ChatAccount.email, ChatAccount.is_active).where(
+            ChatAccount.integration_id == integration.id, ChatAccount.email.is_not(None)
         )
     ).all()
     links = db.session.execute(
@@ -229,8 +239,12 @@ def preview_email_matches(integration: Integration) -> AutoLinkPreview:
     linked_users = {user_id for user_id, _ in links}
     account_holder = {account_id: user_id for user_id, account_id in links}
     by_email: dict[str, list[Any]] = defaultdict(list)
+    inactive: set[str] = set()
     for account in accounts:
-        by_email[_normalize(account.email)].append(account)
+        if account.is_active:
+            by_email[_normalize(account.email)].append(account)
+        else:
+            inactive.add(_normalize(account.email))
     members_by_email: dict[str, int] = defaultdict(int)
     for member in members:
         members_by_email[_normalize(member.email)] += 1
@@ -240,7 +254,9 @@ def preview_email_matches(integration: Integration) -> AutoLinkPreview:
             continue
         email = _normalize(member.email)
         candidates = by_email.get(email, [])
-        if not candidates:
+        if not candidates and email in inactive:
+            preview.deactivated.append(email)
+        elif not candidates:
             preview.left += 1
             if len(preview.left_examples) < PREVIEW_SAMPLE:
                 preview.left_examples.append(member.name)
@@ -255,48 +271,128 @@ def preview_email_matches(integration: Integration) -> AutoLinkPreview:
     return preview
 
 
-def apply_email_matches(
-    integration: Integration, *, actor: User | None, commit: bool = True
-) -> int:
-    """Link every unambiguous e-mail match in one transaction, each audited (method "email").
+def auto_link_enabled(integration: Integration) -> bool:
+    """Whether syncs link e-mail matches by themselves: the provider's directory gives
+    addresses and the organization has not chosen preview only."""
+    provider = providers.get(integration.provider)
+    organization = _organization(integration)
+    return bool(
+        provider is not None
+        and provider.links_by_email
+        and organization is not None
+        and organization.auto_link_by_email
+    )
 
-    The matches are recomputed here, never taken from the browser. Later syncs repeat this for
-    new members (``config["auto_link"]``). Returns how many links were made.
+
+def apply_email_matches(integration: Integration, *, actor: User | None) -> int:
+    """The admin confirms the preview: link every unambiguous match as one batch; commits.
+
+    The matches are recomputed here, never taken from the browser. Returns how many links
+    were made.
+    """
+    batch, user_ids = _link_matches(integration, actor=actor, sync=None)
+    db.session.commit()
+    _notices().links_created(integration, user_ids, committed=True)
+    return batch.linked if batch else 0
+
+
+def auto_link(integration: Integration, sync: DirectorySync) -> int:
+    """After a directory sync: link every unique, exact match as one automatic batch; commits.
+
+    The batch and the run's count are one transaction: if anything fails midway, no link of
+    the batch stays (the error is re-raised for the sync to report). Returns the links made.
+    """
+    try:
+        batch, user_ids = _link_matches(integration, actor=None, sync=sync)
+        sync.auto_linked = batch.linked if batch else 0
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+    _notices().links_created(integration, user_ids, committed=True)
+    return sync.auto_linked
+
+
+def _link_matches(
+    integration: Integration, *, actor: User | None, sync: DirectorySync | None
+) -> tuple[LinkBatch | None, list[int]]:
+    """Insert the preview's matches as one batch, each audited (method "email"); no commit.
+
+    Returns the batch (None when nothing matched) and the members linked.
     """
     preview = preview_email_matches(integration)
     organization = _organization(integration)
-    # Whole-organization reads (two queries) instead of IN lists of thousands of ids.
-    names: dict[int, str] = {}
-    accounts: dict[int, ChatAccount] = {}
+    batch = None
     if preview.matches:
-        names = {
-            row.id: row.name
-            for row in db.session.execute(
-                select(User.id, User.name).where(
-                    User.organization_id == integration.organization_id
-                )
-            )
-        }
-        accounts = {
-            account.id: account
-            for account in db.session.scalars(
-                select(ChatAccount).where(ChatAccount.integration_id == integration.id)
-            )
-        }
-    rows = [
-        {
-            "organization_id": integration.organization_id,
-            "integration_id": integration.id,
-            "user_id": user_id,
-            "chat_account_id": account_id,
-            "method": LinkMethod.EMAIL,
-            "linked_by_id": actor.id if actor else None,
-        }
-        for user_id, account_id in preview.matches
-    ]
-    if rows:
-        db.session.execute(AccountLink.__table__.insert(), rows)
-    for user_id, account_id in preview.matches:
+        batch = LinkBatch(
+            organization_id=integration.organization_id,
+            integration_id=integration.id,
+            automatic=sync is not None,
+            sync_id=sync.id if sync else None,
+            created_by_id=actor.id if actor else None,
+            linked=len(preview.matches),
+        )
+        db.session.add(batch)
+        db.session.flush()
+        _insert_links(integration, batch, preview.matches, organization, actor)
+    if batch is not None or sync is None:
+        # A sync that found nothing new leaves no trace; the admin's button always does.
+        audit.record(
+            "link.auto_linked",
+            organization=organization,
+            actor=actor,
+            target=("integration", integration.id, integration.display_name),
+            data={
+                "linked": len(preview.matches),
+                "conflicts": len(preview.conflicts),
+                "deactivated": len(preview.deactivated),
+                "left": preview.left,
+                "provider": integration.provider,
+                "batch": batch.id if batch else None,
+                "automatic": sync is not None,
+            },
+        )
+    return batch, [user_id for user_id, _ in preview.matches]
+
+
+def _insert_links(
+    integration: Integration,
+    batch: LinkBatch,
+    matches: list[tuple[int, int]],
+    organization: Organization | None,
+    actor: User | None,
+) -> None:
+    """One bulk INSERT of the batch's links and a ``link.created`` event for each."""
+    # Whole-organization reads (two queries) instead of IN lists of thousands of ids.
+    names = {
+        row.id: row.name
+        for row in db.session.execute(
+            select(User.id, User.name).where(User.organization_id == integration.organization_id)
+        )
+    }
+    accounts = {
+        account.id: account
+        for account in db.session.scalars(
+            select(ChatAccount).where(ChatAccount.integration_id == integration.id)
+        )
+    }
+    db.session.execute(
+        AccountLink.__table__.insert(),
+        [
+            {
+                "organization_id": integration.organization_id,
+                "integration_id": integration.id,
+                "user_id": user_id,
+                "chat_account_id": account_id,
+                "method": LinkMethod.EMAIL,
+                "linked_by_id": actor.id if actor else None,
+                "batch_id": batch.id,
+                "created_at": batch.created_at,
+            }
+            for user_id, account_id in matches
+        ],
+    )
+    for user_id, account_id in matches:
         audit.record(
             "link.created",
             organization=organization,
@@ -307,29 +403,98 @@ def apply_email_matches(
                 "method": LinkMethod.EMAIL.value,
                 "provider": integration.provider,
             },
+            data={"batch": batch.id},
         )
-    config = dict(integration.config or {})
-    if not config.get("auto_link"):
-        config["auto_link"] = True
-        integration.config = config
+
+
+def latest_automatic_batch(integration: Integration) -> LinkBatch | None:
+    """The newest batch a sync linked by itself (with at least one link), undone or not."""
+    return db.session.scalar(
+        select(LinkBatch)
+        .where(
+            LinkBatch.integration_id == integration.id,
+            LinkBatch.automatic.is_(True),
+            LinkBatch.linked > 0,
+        )
+        .order_by(LinkBatch.id.desc())
+        .limit(1)
+    )
+
+
+def undo_batch(integration: Integration, batch_id: int, *, actor: User) -> int:
+    """Remove the links a batch made that are still as it made them, each audited; commits.
+
+    A link the admin removed or relinked since is no longer the batch's (a relink is a new
+    row); one the member confirmed is theirs and stays. Raises :class:`LinkConflict` for a
+    batch unknown here, one already undone, or links that changed while this ran. Returns
+    how many links were removed; each member hears about it.
+    """
+    batch = db.session.scalar(
+        select(LinkBatch)
+        .where(LinkBatch.id == batch_id, LinkBatch.integration_id == integration.id)
+        .with_for_update()
+    )
+    if batch is None:
+        raise LinkConflict(_("This automatic linking was not found."))
+    if batch.undone_at is not None:
+        raise LinkConflict(_("This automatic linking was already undone."))
+    as_made = and_(
+        AccountLink.integration_id == integration.id,
+        AccountLink.batch_id == batch.id,
+        AccountLink.method == LinkMethod.EMAIL,
+        AccountLink.confirmed_at.is_(None),
+    )
+    rows = db.session.execute(
+        select(AccountLink.id, AccountLink.user_id, User.name, ChatAccount)
+        .join(User, User.id == AccountLink.user_id)
+        .join(ChatAccount, ChatAccount.id == AccountLink.chat_account_id)
+        .where(as_made)
+        .with_for_update(of=AccountLink)
+    ).all()
+    removed = 0
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), UNDO_CHUNK):
+        chunk = ids[start : start + UNDO_CHUNK]
+        result = db.session.execute(delete(AccountLink).where(as_made, AccountLink.id.in_(chunk)))
+        removed += result.rowcount  # type: ignore[attr-defined]
+    if removed != len(rows):
+        # A member confirmed (or the admin unlinked) in between: nothing of this undo stays.
+        db.session.rollback()
+        raise LinkConflict(_("Some of these links changed just now. Please try again."))
+    organization = _organization(integration)
+    for row in rows:
+        audit.record(
+            "link.removed",
+            organization=organization,
+            actor=actor,
+            target=("user", row.user_id, row.name),
+            before={
+                **_account_data(row.ChatAccount),
+                "method": LinkMethod.EMAIL.value,
+                "provider": integration.provider,
+            },
+            data={"reason": "auto_link_undone", "batch": batch.id},
+        )
+    batch.undone_at = utcnow()
+    batch.undone_by_id = actor.id
+    batch.undone = removed
     audit.record(
-        "link.auto_linked",
+        "link.auto_link_undone",
         organization=organization,
         actor=actor,
         target=("integration", integration.id, integration.display_name),
         data={
-            "linked": len(rows),
-            "conflicts": len(preview.conflicts),
-            "left": preview.left,
+            "batch": batch.id,
+            "removed": removed,
+            "kept": batch.linked - removed,
             "provider": integration.provider,
         },
     )
-    if commit:
-        db.session.commit()
-    _notices().links_created(
-        integration, [user_id for user_id, _ in preview.matches], committed=commit
-    )
-    return len(rows)
+    # Read before the commit expires the accounts (else one SELECT each to reload them).
+    told = [(row.user_id, row.ChatAccount.id, row.ChatAccount.name) for row in rows]
+    db.session.commit()
+    _notices().links_removed(integration, told)
+    return removed
 
 
 def list_members(

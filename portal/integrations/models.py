@@ -155,6 +155,7 @@ class AccountLink(db.Model):  # type: ignore[name-defined]
             ondelete="CASCADE",
         ),
         Index("ix_account_links_user", "user_id"),
+        Index("ix_account_links_batch", "batch_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -169,6 +170,9 @@ class AccountLink(db.Model):  # type: ignore[name-defined]
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Set when the provider says the account is gone or DMs are blocked.
     flagged_reason: Mapped[str | None] = mapped_column(String(200))
+    #: The e-mail auto-link batch that made this link, so undoing the batch finds exactly it;
+    #: a relink by hand is a new row without one (migration 0009).
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("link_batches.id", ondelete="SET NULL"))
 
     chat_account: Mapped[ChatAccount] = relationship(
         foreign_keys=[chat_account_id],
@@ -255,6 +259,40 @@ class DirectorySync(db.Model):  # type: ignore[name-defined]
     def active(self) -> bool:
         """Still queued or running: the page keeps polling."""
         return self.state in (SyncState.QUEUED, SyncState.RUNNING)
+
+
+class LinkBatch(db.Model):  # type: ignore[name-defined]
+    """One bulk e-mail auto-link: after a directory sync (automatic) or the admin's button.
+
+    Its links carry its id, so "undo" removes exactly the links it made that are still as it
+    made them; ``undone_at`` records the undo, which is done at most once (migration 0009).
+    """
+
+    __tablename__ = "link_batches"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_link_batches_integration", "integration_id", "automatic", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    integration_id: Mapped[int] = mapped_column(Integer)
+    #: True when a directory sync linked without anyone pressing a button.
+    automatic: Mapped[bool] = mapped_column(Boolean, default=True)
+    sync_id: Mapped[int | None] = mapped_column(
+        ForeignKey("directory_syncs.id", ondelete="SET NULL")
+    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Links made; and, once undone, when, by whom and how many were still as made.
+    linked: Mapped[int] = mapped_column(Integer, default=0)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    undone: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class InboundEvent(db.Model):  # type: ignore[name-defined]

@@ -19,7 +19,7 @@ from ..accounts.models import Organization, User
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
-from .models import AccountLink, ChatAccount, Integration, IntegrationState
+from .models import AccountLink, ChatAccount, Integration, IntegrationState, LinkBatch
 from .pipeline import SetupError
 from .providers.base import ChatProvider, ConnectionData, ProviderError
 
@@ -165,6 +165,8 @@ def _drop_directory(integration: Integration, reason: str) -> None:
             data={"reason": reason},
         )
     db.session.execute(delete(AccountLink).where(AccountLink.integration_id == integration.id))
+    # The old workspace's auto-link batches have nothing left to undo: the page forgets them.
+    db.session.execute(delete(LinkBatch).where(LinkBatch.integration_id == integration.id))
     db.session.execute(delete(ChatAccount).where(ChatAccount.integration_id == integration.id))
 
 

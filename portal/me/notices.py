@@ -1,10 +1,11 @@
 """Link-change notices: the member hears about every link made or removed for them.
 
-``linking.py`` calls :func:`link_created`, :func:`links_created` and :func:`link_removed` after
-it commits. Each queues a background task that writes one notification per member through the
-delivery pipeline: on the (new) chat channel and, always, by e-mail — so someone who was linked
-to the wrong account still hears about it. Automatic matches (e-mail, suggestion) carry a signed
-link to the confirmation page; sensitive content waits for it (``services.HELD_REASON``).
+``linking.py`` calls :func:`link_created`, :func:`links_created`, :func:`link_removed` and
+:func:`links_removed` after it commits. Each queues a background task that writes one
+notification per member through the delivery pipeline: on the (new) chat channel and, always,
+by e-mail — so someone who was linked to the wrong account still hears about it. Automatic
+matches (e-mail, suggestion) carry a signed link to the confirmation page; sensitive content
+waits for it (``services.HELD_REASON``).
 """
 
 from __future__ import annotations
@@ -70,6 +71,16 @@ def link_removed(integration: Integration, user: User, account: ChatAccount | No
     _enqueue(lambda: _notify_removed(integration.id, user.id, account_id, name))
 
 
+def links_removed(integration: Integration, removed: list[tuple[int, int, str]]) -> None:
+    """Links were removed in bulk (an undone auto-link batch), committed: ``removed`` holds
+    (member id, account id, account name); each member is told as by :func:`link_removed`."""
+    if not removed:
+        return
+    items = [[user_id, account_id, name] for user_id, account_id, name in removed]
+    integration_id = integration.id
+    _enqueue(lambda: _notify_removed_many(integration_id, items))
+
+
 def _enqueue(call: Callable[[], None]) -> None:
     try:
         call()
@@ -86,6 +97,11 @@ def _notify_removed(
     integration_id: int, user_id: int, account_id: int | None, account_name: str
 ) -> None:
     notify_removed_task(integration_id, user_id, account_id, account_name)
+
+
+def _notify_removed_many(integration_id: int, items: list[list[Any]]) -> None:
+    for start in range(0, len(items), BATCH):
+        notify_removed_many_task(integration_id, items[start : start + BATCH])
 
 
 # --- confirmation tokens ----------------------------------------------------------------------
@@ -193,12 +209,48 @@ def notify_removed_task(
     integration_id: int, user_id: int, account_id: int | None, account_name: str
 ) -> None:
     """Write "your account X was unlinked"; content held for that account goes by e-mail."""
+    _write_removed_notices(integration_id, [[user_id, account_id, account_name]])
+
+
+@task()
+def notify_removed_many_task(integration_id: int, items: list[list[Any]]) -> None:
+    """:func:`notify_removed_task` for many members: [user id, account id, account name]."""
+    _write_removed_notices(integration_id, items)
+
+
+def _write_removed_notices(integration_id: int, items: list[list[Any]]) -> None:
+    """The "unlinked" notices of ``items``, in one transaction, then wake their deliveries."""
     integration = db.session.get(Integration, integration_id)
-    user = db.session.get(User, user_id)
-    if integration is None or user is None:
+    if integration is None:
         return
     organization = db.session.get(Organization, integration.organization_id)
     assert organization is not None
+    users = {
+        user.id: user
+        for user in db.session.scalars(
+            select(User).where(
+                User.id.in_([item[0] for item in items]),
+                User.organization_id == integration.organization_id,
+            )
+        )
+    }
+    due: list[Delivery] = []
+    for user_id, account_id, account_name in items:
+        user = users.get(user_id)
+        if user is not None:
+            due += _write_removed(integration, organization, user, account_id, account_name)
+    db.session.commit()
+    wake(due)
+
+
+def _write_removed(
+    integration: Integration,
+    organization: Organization,
+    user: User,
+    account_id: int | None,
+    account_name: str,
+) -> list[Delivery]:
+    """One member's "unlinked" notice; returns the deliveries to wake after the commit."""
     released = reroute_held(user, account_id)
     provider = str(PROVIDER_NAMES.get(integration.provider, integration.provider))
     with force_locale(mail.locale_for(user)):
@@ -217,8 +269,7 @@ def notify_removed_task(
         organization, user, title=title, body=body, url=_external("me.accounts")
     )
     _ensure_email(notification, "link_notice")
-    db.session.commit()
-    wake([*notification.deliveries, *released])
+    return [*notification.deliveries, *released]
 
 
 def reroute_held(user: User, account_id: int | None) -> list[Delivery]:

@@ -140,18 +140,30 @@ def confirm(user: User, link: AccountLink) -> int:
 
 
 def set_policy(
-    organization: Organization, *, actor: User, hold_sensitive: bool, allow_choice: bool
+    organization: Organization,
+    *,
+    actor: User,
+    hold_sensitive: bool,
+    allow_choice: bool,
+    auto_link: bool,
 ) -> None:
-    """The admin's notification policy for members; commits (and releases nothing by itself)."""
+    """The admin's notification policy for members; commits (and releases nothing by itself).
+
+    ``auto_link`` False makes directory syncs leave e-mail matches in the preview; links made
+    before stay (the provider page can undo an automatic batch).
+    """
     before = {
         "hold_sensitive_until_confirmed": organization.hold_sensitive_until_confirmed,
         "allow_channel_choice": organization.allow_channel_choice,
+        "auto_link_by_email": organization.auto_link_by_email,
     }
     organization.hold_sensitive_until_confirmed = hold_sensitive
     organization.allow_channel_choice = allow_choice
+    organization.auto_link_by_email = auto_link
     after = {
         "hold_sensitive_until_confirmed": hold_sensitive,
         "allow_channel_choice": allow_choice,
+        "auto_link_by_email": auto_link,
     }
     if before == after:
         return

@@ -126,7 +126,8 @@ def confirm(token: str) -> str | tuple[str, int] | Response:
 @bp.route("/settings/notification-policy", methods=["GET", "POST"])
 @require(Permission.MANAGE_ORGANIZATION)
 def policy() -> str | Response:
-    """The organization's policy: hold sensitive content until confirmed; members may choose."""
+    """The organization's policy: link by e-mail automatically, hold sensitive content until
+    confirmed, let members choose their channel."""
     organization = current_organization()
     if request.method == "POST":
         services.set_policy(
@@ -134,6 +135,7 @@ def policy() -> str | Response:
             actor=current_user._get_current_object(),
             hold_sensitive=request.form.get("hold_sensitive") == "on",
             allow_choice=request.form.get("allow_choice") == "on",
+            auto_link=request.form.get("auto_link") == "on",
         )
         flash(_("The notification policy was saved."), "success")
         return redirect(url_for("me.policy"))

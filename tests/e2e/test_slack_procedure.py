@@ -1,8 +1,9 @@
 """The seed's Slack procedure, click by click, in headless Chromium against the sandbox.
 
 外部ツールの連携 → Slack → "Add to Slack" → (sandbox) choose a channel, 許可する → back in the
-portal: confirm the e-mail auto-link preview → link one member by hand through the
-"Slackアカウントを選択してください" dialog → send a test message → see it in the inspector.
+portal: members with the same e-mail address are linked already → link one member by hand
+through the "Slackアカウントを選択してください" dialog → send a test message → see it in the
+inspector.
 """
 
 from __future__ import annotations
@@ -47,17 +48,16 @@ def test_slack_procedure(page: Any, sandbox: RunningSandbox) -> None:
     expect(page.locator("#integrations-channel")).to_contain_text("#general")
     expect(page.locator("#integrations-workspace")).to_have_text("デモ株式会社")
 
-    # 3a. The directory was read; the preview says how many match by e-mail; confirm it.
+    # 3a. The directory was read and, as the seed says, everyone with the same e-mail address
+    # in Slack is linked already: admin, member01–34 and member36 (a guest); member35 left
+    # Slack, member37–39 use another address there, member40 has not accepted the invitation.
     expect(page.locator("[data-sync-state=done]")).to_be_visible()
-    preview = page.locator("#integrations-autolink [data-matches]")
-    matches = int(preview.get_attribute("data-matches") or "0")
-    # admin, member01–34 and member36 (a guest); member35 left Slack, member37–39 use another
-    # address there, member40 has not accepted the invitation.
-    assert matches == 36
-    screenshot(page, "slack-3-autolink-preview")
-    page.click("#integrations-autolink-confirm")
-    expect(page.locator("#integrations-members tr[data-linked=true]")).to_have_count(matches)
-    screenshot(page, "slack-4-auto-linked")
+    expect(page.locator("#integrations-autolink-batch")).to_have_attribute("data-auto-linked", "36")
+    expect(page.locator("#integrations-autolink [data-matches]")).to_have_attribute(
+        "data-matches", "0"
+    )
+    screenshot(page, "slack-3-auto-linked")
+    expect(page.locator("#integrations-members tr[data-linked=true]")).to_have_count(36)
 
     # 3b. member37 signs in to Slack with another address: link by hand through the dialog.
     row = page.locator("#integrations-members tr", has_text="member37@demo.example")

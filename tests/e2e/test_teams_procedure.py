@@ -51,6 +51,14 @@ def test_teams_procedure(page: Any, sandbox: RunningSandbox, portal_url: str) ->
     # Reset forgets where the portal is: Teams must post the install activities to it.
     sandbox.configure(portal_url=portal_url)
     open_integrations(page)
+    # The seed's Teams procedure links members by hand (step 3): this company chose preview
+    # only in 通知のポリシー, so connecting links nobody by e-mail.
+    page.goto("/settings/notification-policy")
+    page.uncheck("#me-policy-auto-link")
+    page.click("#me-policy button")
+    page.wait_for_url("**/settings/notification-policy")
+    expect(page.locator("#me-policy-auto-link")).not_to_be_checked()
+    page.goto("/settings/integrations")
     page.click("#provider-teams .provider-link")
     page.wait_for_url("**/settings/integrations/teams")
     expect(page.locator("#teams-admin-rights")).to_be_visible()
@@ -67,6 +75,9 @@ def test_teams_procedure(page: Any, sandbox: RunningSandbox, portal_url: str) ->
     expect(page.locator("#teams-tenant-id")).to_have_text(DEMO_TENANT_ID)
     expect(page.locator("[data-sync-state=done]")).to_be_visible()
     expect(page.locator("#teams-bot-installs[data-installed='0']")).to_be_visible()
+    expect(page.locator("#integrations-autolink-setting")).to_have_attribute(
+        "data-auto-link", "off"
+    )
     screenshot(page, "teams-3-consented")
 
     # 2. A member adds "Wistant bot" in Teams (the sandbox inspector) and is greeted.

@@ -26,8 +26,19 @@ def admin_client(client: Any, tenants: dict[str, Any]) -> Any:
 
 
 @pytest.fixture
+def preview_only(tenants: dict[str, Any]) -> None:
+    """デモ株式会社 turned automatic linking off: e-mail matches wait in the preview.
+
+    Request it before ``slack`` (or ``teams``) for tests about linking by hand.
+    """
+    tenants["own"].auto_link_by_email = False
+    db.session.commit()
+
+
+@pytest.fixture
 def slack(admin_client: Any, sandbox: RunningSandbox) -> Integration:
-    """Slack installed for デモ株式会社 (T0DEMO0001, #general), directory synced."""
+    """Slack installed for デモ株式会社 (T0DEMO0001, #general), directory synced (and, unless
+    ``preview_only`` came first, the members who existed then linked by e-mail)."""
     response = install(admin_client, sandbox)
     assert response.status_code == 302, response.text[:500]
     integration = db.session.scalar(select(Integration).filter_by(provider="slack"))

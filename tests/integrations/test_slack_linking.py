@@ -72,7 +72,11 @@ def test_resync_marks_leavers_inactive_and_links_newcomers(
 
 
 def test_autolink_preview_then_confirm(
-    admin_client: Any, slack: Integration, people: dict[str, Any], tenants: dict[str, Any]
+    preview_only: None,
+    admin_client: Any,
+    slack: Integration,
+    people: dict[str, Any],
+    tenants: dict[str, Any],
 ) -> None:
     preview = linking.preview_email_matches(slack)
     matched = {user_id for user_id, _ in preview.matches}
@@ -168,7 +172,10 @@ def test_choose_dialog_link_and_unlink(
     assert unlinked.status_code == 200 and 'data-linked="false"' in unlinked.text
     events = db.session.scalars(
         select(AuditEvent)
-        .where(AuditEvent.action.in_(["link.created", "link.removed"]))
+        .where(
+            AuditEvent.action.in_(["link.created", "link.removed"]),
+            AuditEvent.target_id == str(member.id),
+        )
         .order_by(AuditEvent.id)
     ).all()
     assert [e.action for e in events] == ["link.created", "link.removed"]
@@ -191,7 +198,8 @@ def test_link_rejects_foreign_objects(
         headers=HX,
     )
     assert bogus.status_code == 422
-    assert db.session.scalar(select(func.count()).select_from(AccountLink)) == 0
+    assert linking.find_link(slack, people["m01"].id) is None
+    assert linking.find_link(slack, foreign_member.id) is None
 
 
 def test_send_test_message_goes_through_the_pipeline(

@@ -143,6 +143,9 @@ class ChatProvider(abc.ABC):
     #: Steps done outside the portal before the wizard's first one (Chatwork's account and
     #: OAuth client): the progress list numbers them first, as the provider's page does.
     setup_preparation: ClassVar[tuple[str | LazyString, ...]] = ()
+    #: The directory gives each person's e-mail address, so a sync links members whose address
+    #: is the same (the seed's 自動的に紐付け). Chatwork contacts carry none: names suggest.
+    links_by_email: ClassVar[bool] = False
 
     @abc.abstractmethod
     def client(self, integration: Integration) -> ChatClient:

@@ -345,6 +345,8 @@ class SlackProvider(ChatProvider):
     #: of several hundred per minute; one bucket per workspace at 1/s, burst 5, stays under both.
     rate_per_second = 1.0
     burst = 5
+    #: users.list carries each profile's e-mail (users:read.email).
+    links_by_email = True
 
     def client(self, integration: Integration) -> SlackClient:
         """The workspace's bot client."""

@@ -575,6 +575,8 @@ class TeamsProvider(ChatProvider):
     name = "Microsoft Teams"
     rate_per_second = TENANT_RATE
     connection_label = _l("Tenant")
+    #: Graph /users carries mail (or the userPrincipalName when there is no mailbox).
+    links_by_email = True
 
     def client(self, integration: Integration) -> TeamsClient:
         return TeamsClient(integration)
@@ -763,7 +765,7 @@ def handle_install(integration: Integration, activity: Mapping[str, Any]) -> boo
     if link is not None and link.flagged_reason:
         link.flagged_reason = None  # reachable again
     db.session.commit()
-    if link is None and (integration.config or {}).get("auto_link"):
+    if link is None:
         _link_installer(integration, account)
     if greeted_before:
         return False
@@ -785,9 +787,9 @@ def handle_install(integration: Integration, activity: Mapping[str, Any]) -> boo
 def _link_installer(integration: Integration, account: ChatAccount) -> None:
     """Auto-link is on: link the installer's account to the one member with its e-mail."""
     from ...accounts.models import User
-    from ..linking import LinkConflict, find_link, link_account
+    from ..linking import LinkConflict, auto_link_enabled, find_link, link_account
 
-    if not account.email:
+    if not account.email or not auto_link_enabled(integration):
         return
     members = db.session.scalars(
         select(User).where(

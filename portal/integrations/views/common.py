@@ -8,6 +8,7 @@ from sqlalchemy import select
 from ...accounts.models import Organization, User
 from ...accounts.tenancy import current_organization
 from ...extensions import db
+from .. import linking
 from ..catalog import CATALOG
 from ..models import Integration
 from ..providers.base import ChatProvider
@@ -48,3 +49,13 @@ def get_member_context_or_404(key: str, user_id: int) -> tuple[ChatProvider, Int
     organization = current_organization()
     integration = get_integration_or_404(organization, chat)
     return chat, integration, get_member_or_404(organization, user_id)
+
+
+def autolink_region(integration: Integration) -> dict[str, object]:
+    """What the e-mail auto-link region shows: the preview, the newest automatic batch (with
+    its undo) and whether syncs link by themselves."""
+    return {
+        "preview": linking.preview_email_matches(integration),
+        "auto_batch": linking.latest_automatic_batch(integration),
+        "auto_link_on": linking.auto_link_enabled(integration),
+    }

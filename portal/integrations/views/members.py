@@ -22,7 +22,12 @@ from ...paging import page_number, search_text
 from .. import bp, linking, services
 from ..models import ChatAccount, Integration
 from ..providers.base import ChatProvider
-from .common import get_integration_or_404, get_member_context_or_404, get_provider_or_404
+from .common import (
+    autolink_region,
+    get_integration_or_404,
+    get_member_context_or_404,
+    get_provider_or_404,
+)
 
 #: Accounts per page in the dialog.
 ACCOUNTS_PER_PAGE = 20
@@ -219,7 +224,7 @@ def autolink_preview(provider: str) -> ResponseReturnValue:
         else "integrations/linking/autolink.html",
         provider=chat,
         integration=integration,
-        preview=linking.preview_email_matches(integration),
+        **autolink_region(integration),
     )
 
 
@@ -233,12 +238,40 @@ def autolink(provider: str) -> ResponseReturnValue:
     flash(_("%(count)s members were linked by e-mail address.", count=count), "success")
     if not is_partial_request():
         return redirect(url_for("integrations.provider", provider=provider))
+    return _autolink_changed(chat, integration)
+
+
+@bp.post("/settings/integrations/<provider>/members/auto-link/undo")
+@require(Permission.MANAGE_INTEGRATIONS)
+def autolink_undo(provider: str) -> ResponseReturnValue:
+    """この自動紐付けを取り消す: unlink what the batch made and is still as it made it."""
+    chat = get_provider_or_404(provider)
+    integration = get_integration_or_404(current_organization(), chat)
+    raw = request.form.get("batch_id", "").strip()
+    try:
+        if not (raw.isdigit() and len(raw) < 18):
+            raise linking.LinkConflict(_("This automatic linking was not found."))
+        count = linking.undo_batch(integration, int(raw), actor=current_user)
+    except linking.LinkConflict as conflict:
+        flash(str(conflict), "error")
+    else:
+        flash(
+            _("The automatic linking was undone: %(count)s members were unlinked.", count=count),
+            "success",
+        )
+    if not is_partial_request():
+        return redirect(url_for("integrations.provider", provider=provider))
+    return _autolink_changed(chat, integration)
+
+
+def _autolink_changed(chat: ChatProvider, integration: Integration) -> Response:
+    """The refreshed auto-link region; the member list reloads itself (HX-Trigger)."""
     response = current_app.make_response(
         render_template(
             "integrations/linking/_autolink_preview.html",
             provider=chat,
             integration=integration,
-            preview=linking.preview_email_matches(integration),
+            **autolink_region(integration),
         )
     )
     return trigger(response, {"members-changed": True})

@@ -19,7 +19,7 @@ from ..catalog import CATALOG
 from ..models import AccountLink
 from ..pipeline import CallbackRejected, SetupPipeline, render_setup_error, render_wizard
 from ..registry import providers
-from .common import PROVIDER_KEYS, get_integration_or_404, get_provider_or_404
+from .common import PROVIDER_KEYS, autolink_region, get_integration_or_404, get_provider_or_404
 
 
 @bp.get("/settings/integrations/<provider>")
@@ -63,7 +63,7 @@ def provider(provider: str) -> ResponseReturnValue:
         if integration.connected_by_id
         else None,
         sync=sync,
-        preview=None if sync is None or sync.active else linking.preview_email_matches(integration),
+        **({"preview": None} if sync is None or sync.active else autolink_region(integration)),
         rows=rows,
         total=total,
         query="",
