@@ -33,6 +33,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
     os.makedirs(app.instance_path, exist_ok=True)
+    from . import converters, inbound
+
+    converters.init_app(app)  # before any rule is added
 
     # 2. Extensions
     from . import crypto, database, i18n
@@ -49,7 +52,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     login_manager.login_message = None
     login_manager.session_protection = None  # server-side sessions do this job (auth/sessions.py)
 
-    # 3. Request hooks: request id, security headers, HTMX flash, sessions
+    # 3. Request hooks: body limits (first), request id, security headers, HTMX flash, sessions
+    inbound.init_app(app)
     from . import htmx as htmx_responses
     from . import security, templating
     from .auth import sessions  # noqa: F401  (registers the user loader)

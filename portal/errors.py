@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, jsonify, render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from .extensions import db
 from .htmx import is_partial_request
+from .inbound import wants_json_errors
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def _messages() -> dict[int, str]:
 
 def render_error(status: int, message: str | None = None) -> tuple[str | Response, int]:
     message = message or _messages().get(status, _("Error"))
-    if request.path.startswith("/api/"):
+    if wants_json_errors():
         return jsonify(error=f"http_{status}", detail=message), status
     template = "errors/_error.html" if is_partial_request() else "errors/error.html"
     return render_template(template, status=status, message=message), status

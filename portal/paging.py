@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import ColumnElement, func
 from sqlalchemy.orm import InstrumentedAttribute
 
+from .converters import parse_id
 from .extensions import db
 
 MAX_PAGE = 100_000
@@ -16,10 +17,10 @@ MAX_PAGE = 100_000
 
 def page_number(name: str = "page") -> int:
     """The 1-based page number from the query string; 400 for ``-1``, ``abc`` and the like."""
-    raw = request.args.get(name, "1").strip() or "1"
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    page = parse_id(request.args.get(name, "1").strip() or "1")
+    if page is None or page > MAX_PAGE:
         abort(400, description=_("The page number must be a whole number from 1."))
-    return int(raw)
+    return page
 
 
 def positive_id(name: str) -> int | None:
@@ -27,9 +28,10 @@ def positive_id(name: str) -> int | None:
     raw = request.args.get(name, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) < 1 or len(raw) > 18:
+    value = parse_id(raw)
+    if value is None:
         abort(400, description=_("The cursor must be a positive whole number."))
-    return int(raw)
+    return value
 
 
 def search_text(name: str = "q", limit: int = 100) -> str:

@@ -42,8 +42,21 @@ SPEC: dict[str, Any] = {
                 "properties": {
                     "recipient_email": {"type": "string", "format": "email", "maxLength": 254},
                     "user_id": {"type": "integer", "minimum": 1},
-                    "title": {"type": "string", "minLength": 1, "maxLength": 300},
-                    "body": {"type": "string", "minLength": 1, "maxLength": 10000},
+                    "title": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 300,
+                        "description": "One line. Refused (400): control characters (tab and "
+                        "line breaks included), U+2028/U+2029, lone surrogates, bidirectional "
+                        "override and isolate controls.",
+                    },
+                    "body": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 10000,
+                        "description": "Several lines: newline and tab are kept, CR LF and CR "
+                        "become LF. Every other character a title may not hold is refused (400).",
+                    },
                     "url": {"type": "string", "format": "uri", "maxLength": 2000},
                     "idempotency_key": {
                         "type": "string",
@@ -115,7 +128,10 @@ SPEC: dict[str, Any] = {
                             }
                         },
                     },
-                    "400": _error("Malformed JSON or invalid fields"),
+                    "400": _error(
+                        "Malformed JSON (not UTF-8, nested deeper than 32 levels, an integer "
+                        "outside 64 bits) or invalid fields"
+                    ),
                     "401": _error("Missing or unknown API key"),
                     "403": _error("Revoked API key"),
                     "413": _error("Body larger than 64 KiB"),
@@ -129,7 +145,12 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "A notification and the state of its deliveries",
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                    }
                 ],
                 "responses": {
                     "200": {
@@ -141,7 +162,10 @@ SPEC: dict[str, Any] = {
                         },
                     },
                     "401": _error("Missing or unknown API key"),
-                    "404": _error("No such notification in this organization"),
+                    "404": _error(
+                        "No such notification in this organization (also for ids outside"
+                        " 1 … 2^63−1)"
+                    ),
                 },
             }
         },

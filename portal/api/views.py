@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Response, g, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
+from .. import inbound, text
 from ..accounts.models import Organization, User
 from ..database import utcnow
 from ..extensions import db
@@ -25,6 +27,8 @@ from .openapi import SPEC
 
 MAX_BODY_BYTES = 64 * 1024
 LIMITS = {"title": 300, "body": 10_000, "url": 2000, "idempotency_key": 200, "recipient_email": 254}
+#: Fields that may hold several lines (newline and tab); every other field is one line.
+MULTILINE = frozenset({"body"})
 #: Per API key: 20 requests a second sustained, bursts of 100.
 RATE = 20.0
 BURST = 100
@@ -50,6 +54,8 @@ class ApiError(HTTPException):
 def json_error(error: HTTPException) -> Response:
     if isinstance(error, ApiError):
         return error.get_response()
+    if error.code == 413:  # raised by the body stream as it counts the bytes read
+        return _too_large().get_response()
     response = jsonify(error=f"http_{error.code}", detail=error.description)
     response.status_code = error.code or 500
     return response
@@ -96,21 +102,21 @@ def _organization() -> Organization:
     return g.api_organization  # type: ignore[no-any-return]
 
 
+def _too_large() -> ApiError:
+    return ApiError(
+        413, "body_too_large", f"The request body is limited to {MAX_BODY_BYTES} bytes."
+    )
+
+
 def _payload() -> dict[str, Any]:
-    if request.content_length and request.content_length > MAX_BODY_BYTES:
-        raise ApiError(
-            413, "body_too_large", f"The request body is limited to {MAX_BODY_BYTES} bytes."
-        )
     if not request.is_json:
         raise ApiError(
             415, "unsupported_media_type", "Send JSON with 'Content-Type: application/json'."
         )
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(
-            413, "body_too_large", f"The request body is limited to {MAX_BODY_BYTES} bytes."
-        )
-    data = request.get_json(silent=True)
+    try:
+        data = inbound.read_json()  # counted as read: a chunked body stops at the limit too
+    except inbound.MalformedBody as problem:
+        raise ApiError(400, "malformed_json", problem.detail) from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "The body must be a JSON object.")
     return data
@@ -124,7 +130,10 @@ def _string(data: dict[str, Any], name: str, required: bool = False) -> str | No
         return None
     if not isinstance(value, str):
         raise ApiError(400, "invalid_field", f"'{name}' must be a string.")
-    value = value.strip()
+    try:
+        value = (text.multiline if name in MULTILINE else text.one_line)(value.strip())
+    except text.BadText as problem:
+        raise ApiError(400, "invalid_field", f"'{name}' {problem}.") from None
     if required and not value:
         raise ApiError(400, "invalid_field", f"'{name}' must not be empty.")
     if len(value) > LIMITS[name]:
@@ -143,6 +152,7 @@ def _recipient(data: dict[str, Any], organization: Organization) -> User:
         address = _string(data, "recipient_email", required=True) or ""
         user = db.session.scalar(stmt.where(User.email == address.lower()))
     else:
+        # The parser already refused integers past 64 bits, so this one fits the id column.
         if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
             raise ApiError(400, "invalid_field", "'user_id' must be a positive integer.")
         user = db.session.scalar(stmt.where(User.id == user_id))
@@ -155,7 +165,14 @@ def _recipient(data: dict[str, Any], organization: Organization) -> User:
 
 def _url(data: dict[str, Any]) -> str | None:
     url = _string(data, "url")
-    if url and not url.startswith(("https://", "http://")):
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("https", "http") and bool(parts.hostname) and " " not in url
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        valid = False
+    if not valid:
         raise ApiError(400, "invalid_field", "'url' must be an http(s) URL.")
     return url
 
@@ -181,6 +198,7 @@ def _represent(notification: Notification) -> dict[str, Any]:
 
 
 @bp.post("/notifications")
+@inbound.json_endpoint(limit=MAX_BODY_BYTES)
 def create_notification() -> tuple[Response, int]:
     """Queue a notification for one member; 202 with its deliveries."""
     organization = _organization()

@@ -152,8 +152,17 @@ def bearer_token(header: str | None) -> str:
     return token
 
 
-def validate(authorization: str | None, activity: Mapping[str, Any]) -> dict[str, Any]:
-    """Check an inbound request; return the token's claims or raise :class:`BotAuthError`."""
+class VerifiedToken:
+    """A Bot Framework token whose signature and claims passed; the activity is checked next."""
+
+    def __init__(self, claims: dict[str, Any], endorsements: list[str]) -> None:
+        self.claims = claims
+        self.endorsements = endorsements
+
+
+def verify_token(authorization: str | None) -> VerifiedToken:
+    """Steps 1–3 and 5: everything that needs only the header, so it runs before the body is
+    read or parsed (an anonymous client never reaches the JSON parser)."""
     token = bearer_token(authorization)
     try:
         header = jwt.get_unverified_header(token)
@@ -165,10 +174,7 @@ def validate(authorization: str | None, activity: Mapping[str, Any]) -> dict[str
     if not isinstance(kid, str) or not kid or len(kid) > 256:
         raise BotAuthError("no kid")
     key = _source().key(kid)
-    channel = activity.get("channelId")
     endorsements = getattr(key, "_jwk_data", {}).get("endorsements") or []
-    if not isinstance(channel, str) or not channel or channel not in endorsements:
-        raise BotAuthError("key not endorsed for the channel")
     app_id = current_app.config.get("MS_APP_ID")
     if not app_id:
         raise BotAuthError("MS_APP_ID not configured")
@@ -184,9 +190,16 @@ def validate(authorization: str | None, activity: Mapping[str, Any]) -> dict[str
         )
     except jwt.PyJWTError as problem:
         raise BotAuthError(f"invalid token: {type(problem).__name__}") from None
+    return VerifiedToken(claims, [e for e in endorsements if isinstance(e, str)])
+
+
+def check_activity(token: VerifiedToken, activity: Mapping[str, Any]) -> None:
+    """Steps 4 and 6: the parsed activity belongs to the verified token."""
+    channel = activity.get("channelId")
+    if not isinstance(channel, str) or not channel or channel not in token.endorsements:
+        raise BotAuthError("key not endorsed for the channel")
     service_url = activity.get("serviceUrl")
-    if claims.get("serviceurl") != service_url:
+    if token.claims.get("serviceurl") != service_url:
         raise BotAuthError("serviceurl claim does not match the activity")
     if not allowed_service_url(service_url):
         raise BotAuthError("serviceUrl host not allowed")
-    return claims

@@ -22,6 +22,7 @@ from ...accounts.models import User
 from ...accounts.permissions import Permission, require
 from ...accounts.tenancy import current_organization
 from ...auth.sessions import current_hash
+from ...converters import parse_id
 from ...database import utcnow
 from ...extensions import db
 from ...htmx import is_partial_request, trigger
@@ -347,8 +348,9 @@ def _pairs(values: list[str]) -> set[tuple[int, int]]:
     pairs: set[tuple[int, int]] = set()
     for value in values[:20000]:
         user_id, _sep, account_id = value.partition(":")
-        if user_id.isdigit() and account_id.isdigit() and len(value) < 40:
-            pairs.add((int(user_id), int(account_id)))
+        member, account = parse_id(user_id), parse_id(account_id)
+        if member is not None and account is not None:
+            pairs.add((member, account))
     return pairs
 
 

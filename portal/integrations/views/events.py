@@ -1,15 +1,17 @@
 """Inbound Slack Events API requests: signed, de-duplicated, acknowledged fast.
 
-Checks, in order (reliability.md §3.1, WH-01…WH-10): the signature over the raw body with the
-signing secret (slack_sdk's ``SignatureVerifier``, 300-second window both ways; any malformed
-header is a 401, never a 500), then the JSON shape (400), ``url_verification`` (echo the
-challenge), the workspace (unknown → ignored), and ``event_id`` (a retry is acknowledged and
-dropped). The work is a few row updates, well inside Slack's 3-second deadline.
+Checks, in order (reliability.md §3.1, WH-01…WH-10): the body's size as it is read (256 KiB,
+chunked or not: 413), the signature over the raw body with the signing secret (slack_sdk's
+``SignatureVerifier``, 300-second window both ways; any malformed header is a 401, never a
+500), and only then the JSON (depth, encoding, 64-bit integers) and the schema of the fields we
+read (400 with ``X-Slack-No-Retry``: an authentic but unusable body would fail the same way on
+each of Slack's retries), ``url_verification`` (echo the challenge), the workspace (unknown →
+ignored), and ``event_id`` (a retry is acknowledged and dropped). The work is a few row
+updates, well inside Slack's 3-second deadline.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
+from ... import inbound
 from ...extensions import csrf, db
 from .. import bp, services
 from ..models import InboundEvent, Integration
@@ -38,35 +41,86 @@ def signature_is_valid(body: bytes, headers: Any) -> bool:
         return False
 
 
+#: Slack's envelope and the events we act on, as far as we read them. Other event types pass
+#: the envelope check and are acknowledged unread, so a new kind of event never fails.
+ENVELOPE = inbound.schema(
+    {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "maxLength": 64},
+            "challenge": {"type": "string", "maxLength": 256},
+            "team_id": {"type": "string", "maxLength": 64},
+            "event_id": {"type": "string", "minLength": 1, "maxLength": 128},
+            "event": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": {"type": "string", "maxLength": 64}},
+            },
+        },
+        "if": {"properties": {"type": {"const": "event_callback"}}},
+        "then": {"required": ["event", "event_id", "team_id"]},
+    }
+)
+TOKENS_REVOKED = inbound.schema(
+    {
+        "type": "object",
+        "required": ["tokens"],
+        "properties": {
+            "tokens": {
+                "type": "object",
+                "properties": {
+                    "bot": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+                    "oauth": {"type": "array", "items": {"type": "string"}, "maxItems": 1000},
+                },
+            }
+        },
+    }
+)
+EVENT_SCHEMAS = {"tokens_revoked": TOKENS_REVOKED}
+#: Events are a few kilobytes; Slack documents no maximum, 256 KiB leaves room.
+MAX_EVENT_BYTES = 256 * 1024
+
+
+def _refuse(error: str, detail: str) -> tuple[Response, int]:
+    """400 for an authentic request we cannot use. Slack retries any non-2xx three times; the
+    same bytes would fail the same way, so ``X-Slack-No-Retry`` asks it not to."""
+    response = jsonify(error=error, detail=detail)
+    response.headers["X-Slack-No-Retry"] = "1"
+    return response, 400
+
+
 @bp.post("/slack/events")
 @csrf.exempt
+@inbound.json_endpoint(limit=MAX_EVENT_BYTES)
 def slack_events() -> Response | tuple[Response, int]:
     """Slack's Request URL: url_verification, app_uninstalled, tokens_revoked."""
-    body = request.get_data(cache=True)
+    body = inbound.read_body()
     if not signature_is_valid(body, request.headers):
         log.warning("slack event with a bad signature rejected")
-        return jsonify(error="invalid_signature"), 401
+        return jsonify(error="invalid_signature", detail="The request signature is not valid."), 401
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return jsonify(error="invalid_json"), 400
-    if not isinstance(payload, dict):
-        return jsonify(error="invalid_payload"), 400
-    if payload.get("type") == "url_verification":
-        return jsonify(challenge=str(payload.get("challenge", "")))
-    event, event_id = payload.get("event"), payload.get("event_id")
-    if payload.get("type") != "event_callback" or not isinstance(event, dict) or not event_id:
-        return jsonify(error="missing_event"), 400
+        payload = inbound.parse_json(body)
+        inbound.validate(payload, ENVELOPE)
+        event = payload.get("event") or {}
+        if event.get("type") in EVENT_SCHEMAS:
+            inbound.validate(event, EVENT_SCHEMAS[event["type"]])
+    except inbound.MalformedBody as problem:
+        log.warning("signed slack event refused: %s", problem.detail)
+        return _refuse(problem.error, problem.detail)
+    if payload["type"] == "url_verification":
+        return jsonify(challenge=payload.get("challenge", ""))
+    if payload["type"] != "event_callback":
+        return _refuse("missing_event", "Only event_callback requests carry events.")
     integration = db.session.scalar(
         select(Integration).where(
-            Integration.provider == "slack",
-            Integration.external_id == str(payload.get("team_id", "")),
+            Integration.provider == "slack", Integration.external_id == payload["team_id"]
         )
     )
     if integration is None:
         log.warning("slack event for an unknown workspace ignored")
         return jsonify(ok=True, ignored="unknown_team")
-    db.session.add(InboundEvent(provider="slack", event_id=str(event_id)[:128]))
+    db.session.add(InboundEvent(provider="slack", event_id=payload["event_id"]))
     try:
         db.session.commit()
     except IntegrityError:
@@ -77,10 +131,10 @@ def slack_events() -> Response | tuple[Response, int]:
 
 
 def _handle(integration: Integration, event: dict[str, Any]) -> None:
-    kind = event.get("type")
+    """Act on a schema-checked event: every field read here was validated above."""
+    kind = event["type"]
+    revoked_bots: list[str] = event.get("tokens", {}).get("bot", [])
     if kind == "app_uninstalled":
         services.handle_revoked(integration, "app_uninstalled")
-    elif kind == "tokens_revoked":
-        bots = (event.get("tokens") or {}).get("bot") or []
-        if (integration.config or {}).get("bot_user_id") in bots:
-            services.handle_revoked(integration, "tokens_revoked")
+    elif kind == "tokens_revoked" and (integration.config or {}).get("bot_user_id") in revoked_bots:
+        services.handle_revoked(integration, "tokens_revoked")

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from ...accounts.permissions import Permission, require
 from ...accounts.tenancy import current_organization
+from ...converters import parse_id
 from ...extensions import db, htmx
 from ...htmx import is_partial_request, trigger
 from ...paging import page_number, search_text
@@ -136,14 +137,14 @@ def _choices(
 def link(provider: str, user_id: int) -> ResponseReturnValue:
     """このアカウントを選択する: link, close the dialog, refresh the member's row."""
     chat, integration, user = get_member_context_or_404(provider, user_id)
-    raw = request.form.get("chat_account_id", "").strip()
+    account_id = parse_id(request.form.get("chat_account_id"))
     account = (
         db.session.scalar(
             select(ChatAccount).where(
-                ChatAccount.id == int(raw), ChatAccount.integration_id == integration.id
+                ChatAccount.id == account_id, ChatAccount.integration_id == integration.id
             )
         )
-        if raw.isdigit() and len(raw) < 18
+        if account_id is not None
         else None
     )
     try:
@@ -247,11 +248,11 @@ def autolink_undo(provider: str) -> ResponseReturnValue:
     """この自動紐付けを取り消す: unlink what the batch made and is still as it made it."""
     chat = get_provider_or_404(provider)
     integration = get_integration_or_404(current_organization(), chat)
-    raw = request.form.get("batch_id", "").strip()
+    batch_id = parse_id(request.form.get("batch_id"))
     try:
-        if not (raw.isdigit() and len(raw) < 18):
+        if batch_id is None:
             raise linking.LinkConflict(_("This automatic linking was not found."))
-        count = linking.undo_batch(integration, int(raw), actor=current_user)
+        count = linking.undo_batch(integration, batch_id, actor=current_user)
     except linking.LinkConflict as conflict:
         flash(str(conflict), "error")
     else:

@@ -1,15 +1,17 @@
 """Microsoft Teams: the bot's messaging endpoint and the live list of members who added the bot.
 
 ``POST /teams/messages`` is what the Azure Bot resource calls. Order of checks (reliability.md
-§3.3): an ``Authorization`` header (401), a JSON object body (400), the Bot Framework JWT
-(``botframework.validate``: 401), then the tenant must be connected (else acknowledged and
-ignored), then ``activity.id`` de-duplicates retries. Nothing is stored before the JWT passes,
+§3.3): the Bot Framework JWT from the ``Authorization`` header (``verify_token``: 401) before
+the body is read; then the body, counted as it is read (256 KiB, chunked or not: 413), parsed
+with the shared limits and checked against the schema of the fields we read (400); then the
+activity must belong to the token (endorsed channel, ``serviceUrl`` claim: 401); then the
+tenant must be connected (else acknowledged and ignored), then ``activity.id`` de-duplicates
+retries. Nothing is parsed before the token passes, nothing stored before the activity does,
 and no input makes it answer 500.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import current_app, jsonify, render_template, request
@@ -17,12 +19,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
+from ... import inbound
 from ...accounts.permissions import Permission, require
 from ...accounts.tenancy import current_organization
 from ...extensions import csrf, db
 from ...htmx import trigger
 from .. import bp
-from ..botframework import BotAuthError, validate
+from ..botframework import BotAuthError, check_activity, verify_token
 from ..models import InboundEvent
 from ..providers import teams
 from .common import get_integration_or_404, get_provider_or_404
@@ -33,26 +36,69 @@ log = logging.getLogger("portal.integrations.teams.messages")
 MAX_ACTIVITY_BYTES = 256 * 1024
 
 
+def _text(limit: int) -> dict[str, object]:
+    return {"type": "string", "maxLength": limit}
+
+
+_ACCOUNT = {
+    "type": "object",
+    "properties": {"id": _text(256), "aadObjectId": _text(64), "name": _text(512)},
+}
+#: The fields of an activity that anything here reads; the rest passes unread.
+ACTIVITY = inbound.schema(
+    {
+        "type": "object",
+        "required": ["type", "channelId", "serviceUrl"],
+        "properties": {
+            "type": _text(64),
+            "action": _text(64),
+            "id": _text(256),
+            "channelId": _text(64),
+            "serviceUrl": _text(2048),
+            "locale": _text(64),
+            "from": _ACCOUNT,
+            "recipient": _ACCOUNT,
+            "conversation": {
+                "type": "object",
+                "properties": {
+                    "id": _text(512),
+                    "conversationType": _text(64),
+                    "tenantId": _text(64),
+                },
+            },
+            "channelData": {
+                "type": "object",
+                "properties": {
+                    "tenant": {"type": "object", "properties": {"id": _text(64)}},
+                },
+            },
+            "membersAdded": {"type": "array", "items": _ACCOUNT, "maxItems": 1000},
+            "membersRemoved": {"type": "array", "items": _ACCOUNT, "maxItems": 1000},
+        },
+    }
+)
+
+
 @bp.post("/teams/messages")
 @csrf.exempt
+@inbound.json_endpoint(limit=MAX_ACTIVITY_BYTES)
 def teams_messages() -> tuple[Response, int]:
     """Bot Framework activities: install greets and records, uninstall forgets and flags."""
-    authorization = request.headers.get("Authorization")
-    if not authorization:
-        return jsonify(error="unauthorized"), 401
-    if (request.content_length or 0) > MAX_ACTIVITY_BYTES:
-        return jsonify(error="too_large"), 400
     try:
-        activity = json.loads(request.get_data(cache=False) or b"")
-    except (ValueError, UnicodeDecodeError):
-        return jsonify(error="invalid_json"), 400
-    if not isinstance(activity, dict):
-        return jsonify(error="invalid_activity"), 400
-    try:
-        validate(authorization, activity)
+        token = verify_token(request.headers.get("Authorization"))
     except BotAuthError as problem:
         log.warning("teams activity rejected: %s", problem.reason)
-        return jsonify(error="unauthorized"), 401
+        return jsonify(error="unauthorized", detail="A valid Bot Framework token is required."), 401
+    try:
+        activity = inbound.read_json()
+        inbound.validate(activity, ACTIVITY)
+    except inbound.MalformedBody as problem:
+        return jsonify(error=problem.error, detail=problem.detail), 400
+    try:
+        check_activity(token, activity)
+    except BotAuthError as problem:
+        log.warning("teams activity rejected: %s", problem.reason)
+        return jsonify(error="unauthorized", detail="A valid Bot Framework token is required."), 401
     kind = teams.activity_kind(activity)
     if kind == "other":
         return jsonify(), 200
@@ -61,7 +107,7 @@ def teams_messages() -> tuple[Response, int]:
         log.info("teams activity for a tenant no organization has connected: ignored")
         return jsonify(ignored="unknown_tenant"), 200
     activity_id = activity.get("id")
-    if isinstance(activity_id, str) and activity_id:
+    if activity_id:
         db.session.add(InboundEvent(provider="teams", event_id=activity_id[:128]))
         try:
             db.session.commit()

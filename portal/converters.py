@@ -1,0 +1,48 @@
+"""URL converters: integers in paths are range-checked where they enter (issue 12).
+
+Every ``<int:…>`` in our routes is a database id. Werkzeug's own converter matches any run of
+digits: 2^63 reaches SQLite as an ``OverflowError`` and PostgreSQL as a ``DataError``, and
+5,000 digits make ``int()`` itself refuse. Ours matches 1 … 2^63−1 only; anything else is a
+plain 404, as for an id that does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
+
+from .inbound import INT64_MAX
+
+
+class IdConverter(IntegerConverter):
+    """A positive database id."""
+
+    regex = r"\d{1,19}"
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", INT64_MAX)
+        super().__init__(map, *args, **kwargs)
+
+
+def init_app(app: Flask) -> None:
+    """Replace ``int`` before any blueprint adds its rules (rules bind converters when added)."""
+    app.url_map.converters["int"] = IdConverter
+
+
+_ID = re.compile(r"[0-9]{1,19}")
+
+
+def parse_id(raw: str | None) -> int | None:
+    """A positive database id from a form or query value, or None.
+
+    ASCII digits only: ``str.isdigit`` also accepts "²" and "١", which ``int()`` then refuses
+    or reads, and any length, which the database refuses.
+    """
+    if raw is None or not _ID.fullmatch(raw.strip()):
+        return None
+    value = int(raw)
+    return value if 1 <= value <= INT64_MAX else None
