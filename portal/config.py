@@ -103,7 +103,9 @@ class BaseConfig:
     TRUSTED_PROXY_COUNT = int(_env("TRUSTED_PROXY_COUNT", "0") or 0)
 
     WTF_CSRF_TIME_LIMIT = None  # tied to the session, which already expires
-    MAX_CONTENT_LENGTH = 60 * 1024 * 1024  # CSV imports up to 50 MB, plus form overhead
+    # The absolute ceiling; each route's own limit is set by portal/inbound.py (1 MiB unless
+    # the view declares more, as the CSV import does).
+    MAX_CONTENT_LENGTH = 60 * 1024 * 1024
     MAX_FORM_MEMORY_SIZE = 1024 * 1024
 
     BABEL_DEFAULT_LOCALE = "ja"
@@ -112,6 +114,9 @@ class BaseConfig:
 
     # Delivery worker (portal/notifications/dispatcher.py)
     DELIVERY_LEASE_SECONDS = float(_env("DELIVERY_LEASE_SECONDS", "60") or 60)
+    #: The stuck-delivery guard e-mails the admins once a delivery was abandoned mid-send by
+    #: its worker more than this many times (notifications/stuck.py).
+    STUCK_LEASE_ALERT_AFTER = int(_env("STUCK_LEASE_ALERT_AFTER", "3") or 3)
     DELIVERY_CONCURRENCY = int(_env("DELIVERY_CONCURRENCY", "8") or 8)
     DELIVERY_BATCH = int(_env("DELIVERY_BATCH", "32") or 32)
     DELIVERY_SWEEP_SECONDS = float(_env("DELIVERY_SWEEP_SECONDS", "10") or 10)

@@ -28,7 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 
 from ..accounts.models import Organization, User
 from ..crypto import SecretUnavailable
@@ -48,7 +48,14 @@ from ..integrations.registry import providers
 from . import mail, pacing
 from .backoff import MAX_ATTEMPTS, retry_delay
 from .explain import explain_reason
-from .models import Channel, Delivery, DeliveryState, Notification
+from .models import (
+    LEASE_EXPIRED,
+    UNEXPECTED_ERROR,
+    Channel,
+    Delivery,
+    DeliveryState,
+    Notification,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +69,50 @@ def _config(name: str, default: Any) -> Any:
 
 
 def due_filter(now: Any) -> Any:
-    """Rows a worker may claim: due pending/retrying rows, and rows whose lease ran out."""
+    """Rows a worker may claim: due pending/retrying rows, and rows whose lease ran out while
+    attempts remain (the rest are ended by :func:`end_exhausted_leases`, never re-sent)."""
     return or_(
         (Delivery.state.in_([DeliveryState.PENDING, DeliveryState.RETRYING]))
         & (Delivery.next_attempt_at <= now),
-        (Delivery.state == DeliveryState.SENDING) & (Delivery.locked_until < now),
+        (Delivery.state == DeliveryState.SENDING)
+        & (Delivery.locked_until < now)
+        & (Delivery.attempts < MAX_ATTEMPTS),
     )
+
+
+def end_exhausted_leases() -> list[int]:
+    """End every row whose worker died mid-send on its last attempt: ``dead``, e-mail fallback.
+
+    A send that kills its worker each time (a crash in a C library, the OOM killer) leaves
+    nothing to catch; the claim counts each try, and once the count is spent the row is
+    ended here instead of being claimed again. Returns the ids ended (the caller alerts).
+    """
+    now = utcnow()
+    with write_section():
+        ids = list(
+            db.session.scalars(
+                update(Delivery)
+                .where(
+                    Delivery.state == DeliveryState.SENDING,
+                    Delivery.locked_until < now,
+                    Delivery.attempts >= MAX_ATTEMPTS,
+                )
+                .values(
+                    state=DeliveryState.DEAD,
+                    locked_by=None,
+                    locked_until=None,
+                    last_error_code=LEASE_EXPIRED,
+                    last_error="the worker stopped during every attempt",
+                    updated_at=now,
+                )
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        db.session.commit()
+    for delivery in db.session.scalars(select(Delivery).where(Delivery.id.in_(ids))):
+        _add_email_fallback(delivery, LEASE_EXPIRED)
+    return ids
 
 
 def claim(limit: int, worker: str = WORKER_ID) -> list[int]:
@@ -94,6 +139,13 @@ def claim(limit: int, worker: str = WORKER_ID) -> list[int]:
             locked_by=worker,
             locked_until=now + lease,
             attempts=Delivery.attempts + 1,
+            # A row still ``sending`` here was left by a worker that stopped mid-send.
+            lease_expiries=Delivery.lease_expiries
+            + case((Delivery.state == DeliveryState.SENDING, 1), else_=0),
+            last_error_code=case(
+                (Delivery.state == DeliveryState.SENDING, LEASE_EXPIRED),
+                else_=Delivery.last_error_code,
+            ),
             updated_at=now,
         )
         .returning(Delivery.id)
@@ -164,10 +216,30 @@ def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
     delivery, notification, recipient, integration, account = row
     if delivery.state is not DeliveryState.SENDING or delivery.locked_by != worker:
         return
-    if delivery.channel is Channel.EMAIL:
-        _send_email(delivery, notification, recipient, worker)
-    else:
-        _send_chat(delivery, notification, recipient, integration, account, worker)
+    try:
+        if delivery.channel is Channel.EMAIL:
+            _send_email(delivery, notification, recipient, worker)
+        else:
+            _send_chat(delivery, notification, recipient, integration, account, worker)
+    except Exception as exc:  # any failure at all must end as an attempt
+        _record_crash(delivery_id, worker, exc)
+
+
+def _record_crash(delivery_id: int, worker: str, exc: Exception) -> None:
+    """An error no handler expected (a template, a library, our own bug) is one attempt.
+
+    Without this the row would stay ``sending`` until its lease ran out and be claimed again
+    forever: the claim counts attempts but only outcome handlers act on the count. Here the
+    attempt is recorded like a temporary failure, so it is retried with backoff and, after
+    ``MAX_ATTEMPTS``, dead with its e-mail fallback and a reason the delivery log explains.
+    """
+    log.exception("delivery %s: unexpected error in the send", delivery_id)
+    db.session.rollback()
+    delivery = db.session.get(Delivery, delivery_id, populate_existing=True)
+    if delivery is None or delivery.state is not DeliveryState.SENDING:
+        return
+    detail = f"{type(exc).__name__}: {exc}"
+    _retry_or_die(delivery, worker, UNEXPECTED_ERROR, detail, fallback=True)
 
 
 # --- e-mail -----------------------------------------------------------------------------

@@ -78,6 +78,16 @@ def explain_error(channel: str, code: str | None, attempts: int = 0) -> str:
         )
     if code in _RATE:
         return _("%(provider)s rate limit: retried %(count)s times.", provider=name, count=attempts)
+    if code == "unexpected_error":
+        return _(
+            "An unexpected error occurred while sending (recorded for the vendor's support);"
+            " retried %(count)s times.",
+            count=attempts,
+        )
+    if code == "lease_expired":
+        return _(
+            "The delivery worker stopped while sending; retried %(count)s times.", count=attempts
+        )
     if code.startswith("smtp") or code == "MailError":
         return _("The mail server did not accept the message.")
     if code.startswith("http_5") or code in {"TemporaryProviderError", "timeout", "connection"}:

@@ -3,7 +3,8 @@
 - ``deliver_now`` — enqueued by the web process after it commits new deliveries;
 - ``deliver_later`` — scheduled for a retry's due time;
 - ``sweep`` — every minute, claims whatever is due or whose lease expired (the backstop that
-  makes a lost wake-up or a killed worker cost a delay, never a notification).
+  makes a lost wake-up or a killed worker cost a delay, never a notification), after the
+  stuck-delivery guard (:mod:`.stuck`) has ended rows whose attempts a dying worker spent.
 
 They live apart from the entry point (:mod:`.worker`): huey names a task after its module, and
 ``python -m portal.notifications.worker`` runs that file as ``__main__``, which would register
@@ -16,7 +17,7 @@ import logging
 from typing import Any, cast
 
 from ..tasks import crontab, periodic_task, task
-from . import dispatcher
+from . import dispatcher, stuck
 
 log = logging.getLogger(__name__)
 
@@ -45,5 +46,9 @@ def deliver_later(delivery_id: int, delay: float) -> None:
 
 @periodic_task(crontab(minute="*"))
 def sweep() -> int:
-    """Claim every due or lease-expired delivery."""
+    """Claim every due or lease-expired delivery; end and report the ones stuck for good."""
+    ended = dispatcher.end_exhausted_leases()
+    if ended:
+        log.warning("deliveries ended after their worker stopped on every attempt: %s", ended)
+    stuck.alert_abandoned()
     return _run()

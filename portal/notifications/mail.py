@@ -48,7 +48,9 @@ def build(
         text = render_template(f"email/{template}.txt", user=to, **context)
         html = render_template(f"email/{template}.html", user=to, **context)
     message = EmailMessage()
-    message["Subject"] = subject
+    # A header is one line: the API refuses line breaks in titles, but a row written before
+    # it did (or by our own code) must still build rather than fail on every attempt.
+    message["Subject"] = " ".join(subject.split())
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = formataddr((to.name, to.email))
     message["Message-ID"] = message_id or make_msgid(domain="chat-connect.example")

@@ -33,6 +33,12 @@ class DeliveryState(enum.StrEnum):
     SKIPPED = "skipped"  # e.g. held until the member confirms a link
 
 
+#: ``last_error_code`` of an attempt that raised something no handler expected.
+UNEXPECTED_ERROR = "unexpected_error"
+#: ``last_error_code`` of a row whose worker stopped mid-send (its lease ran out).
+LEASE_EXPIRED = "lease_expired"
+
+
 class Channel(enum.StrEnum):
     EMAIL = "email"
     SLACK = "slack"
@@ -105,6 +111,8 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     #: Why this channel was chosen or skipped ("not_linked", "fallback:token_revoked", …).
     reason: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: How often a worker stopped mid-send and the lease ran out (counted by the claim).
+    lease_expiries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_by: Mapped[str | None] = mapped_column(String(64))
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

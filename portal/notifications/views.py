@@ -17,7 +17,8 @@ from ..accounts.tenancy import current_organization, org_args
 from ..extensions import db
 from ..htmx import render_page_or_partial
 from ..paging import contains_ci, positive_id, search_text
-from . import api_keys, bp, services
+from . import api_keys, bp, services, stuck
+from .backoff import MAX_ATTEMPTS
 from .explain import STATE_LABELS, explain_error, explain_reason
 from .forms import ApiKeyForm
 from .models import ApiKey, Channel, Delivery, DeliveryState, Notification
@@ -103,6 +104,8 @@ def deliveries() -> str:
         state_labels=STATE_LABELS,
         explain_error=explain_error,
         explain_reason=explain_reason,
+        stuck=stuck.summary(organization.id),
+        max_attempts=MAX_ATTEMPTS,
     )
 
 

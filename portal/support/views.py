@@ -10,8 +10,11 @@ from ..accounts.models import Organization, User
 from ..accounts.permissions import Permission, require
 from ..accounts.tenancy import current_organization
 from ..audit.events import ACTIONS
+from ..converters import parse_id
 from ..extensions import db
-from ..notifications.explain import STATE_LABELS
+from ..notifications import stuck
+from ..notifications.backoff import MAX_ATTEMPTS
+from ..notifications.explain import STATE_LABELS, explain_error
 from . import bp, services
 
 
@@ -37,9 +40,10 @@ def member(user_id: int) -> str:
     )
     if user is None:
         abort(404)
-    chosen = request.args.get("notification", type=int)
+    raw = request.args.get("notification")
+    chosen = parse_id(raw)
     notification = services.notification_or_none(organization, user, chosen) if chosen else None
-    if chosen and notification is None:
+    if raw and notification is None:
         abort(404)
     from ..me.services import own_links
 
@@ -66,4 +70,7 @@ def health() -> str:
         "support/health.html",
         organization=organization,
         rows=services.health(organization),
+        stuck=stuck.summary(organization.id),
+        max_attempts=MAX_ATTEMPTS,
+        explain_error=explain_error,
     )
