@@ -1,8 +1,9 @@
 """URL converters: integers in paths are range-checked where they enter (issue 12).
 
-Every ``<int:…>`` in our routes is a database id. Werkzeug's own converter matches any run of
-digits: 2^63 reaches SQLite as an ``OverflowError`` and PostgreSQL as a ``DataError``, and
-5,000 digits make ``int()`` itself refuse. Ours matches 1 … 2^63−1 only; anything else is a
+Every ``<int:…>`` in our routes is a database id, and our id columns are ``Integer``: 32 bits
+on PostgreSQL. Werkzeug's own converter matches any run of digits: 2^31 reaches PostgreSQL as
+a ``DataError`` ("integer out of range"), 2^63 SQLite as an ``OverflowError``, and 5,000
+digits make ``int()`` itself refuse. Ours matches 1 … ``ID_MAX`` only; anything else is a
 plain 404, as for an id that does not exist.
 """
 
@@ -14,17 +15,18 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
-from .inbound import INT64_MAX
+#: The largest id an ``Integer`` primary key holds on every database we run on.
+ID_MAX = 2**31 - 1
 
 
 class IdConverter(IntegerConverter):
     """A positive database id."""
 
-    regex = r"\d{1,19}"
+    regex = r"\d{1,10}"
 
     def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", INT64_MAX)
+        kwargs.setdefault("max", ID_MAX)
         super().__init__(map, *args, **kwargs)
 
 
@@ -33,7 +35,7 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter
 
 
-_ID = re.compile(r"[0-9]{1,19}")
+_ID = re.compile(r"[0-9]{1,10}")
 
 
 def parse_id(raw: str | None) -> int | None:
@@ -45,4 +47,4 @@ def parse_id(raw: str | None) -> int | None:
     if raw is None or not _ID.fullmatch(raw.strip()):
         return None
     value = int(raw)
-    return value if 1 <= value <= INT64_MAX else None
+    return value if 1 <= value <= ID_MAX else None

@@ -149,7 +149,7 @@ SPEC: dict[str, Any] = {
                         "name": "id",
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                     }
                 ],
                 "responses": {
@@ -164,7 +164,7 @@ SPEC: dict[str, Any] = {
                     "401": _error("Missing or unknown API key"),
                     "404": _error(
                         "No such notification in this organization (also for ids outside"
-                        " 1 … 2^63−1)"
+                        " 1 … 2^31−1)"
                     ),
                 },
             }

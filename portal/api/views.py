@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import inbound, text
 from ..accounts.models import Organization, User
+from ..converters import ID_MAX
 from ..database import utcnow
 from ..extensions import db
 from ..integrations.providers.base import PacingBudget
@@ -152,10 +153,10 @@ def _recipient(data: dict[str, Any], organization: Organization) -> User:
         address = _string(data, "recipient_email", required=True) or ""
         user = db.session.scalar(stmt.where(User.email == address.lower()))
     else:
-        # The parser already refused integers past 64 bits, so this one fits the id column.
         if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 1:
             raise ApiError(400, "invalid_field", "'user_id' must be a positive integer.")
-        user = db.session.scalar(stmt.where(User.id == user_id))
+        # Past the id column's range no member can match (and the database would refuse it).
+        user = db.session.scalar(stmt.where(User.id == user_id)) if user_id <= ID_MAX else None
     if user is None:
         raise ApiError(
             422, "unknown_recipient", "No active member of this organization matches the recipient."
