@@ -37,7 +37,8 @@ from portal.config import sandbox_urls
 from portal.extensions import db
 from portal.integrations import directory, linking
 from portal.integrations.models import AccountLink, Integration, IntegrationState, LinkMethod
-from portal.integrations.providers.slack import PAGE_SIZE, SlackProvider
+from portal.integrations.providers.slack import SlackProvider
+from portal.integrations.providers.slack.client import PAGE_SIZE
 from portal.tasks import huey
 from sandbox.config import SLACK_CLIENT_ID
 from sandbox.testing import run_sandbox

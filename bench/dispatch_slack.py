@@ -70,7 +70,7 @@ from portal.integrations.models import (  # noqa: E402
     Integration,
     IntegrationState,
 )
-from portal.integrations.providers import slack  # noqa: E402
+from portal.integrations.providers.slack import client as slack  # noqa: E402
 from portal.integrations.registry import providers  # noqa: E402
 from portal.notifications import dispatcher  # noqa: E402
 from portal.notifications.models import Channel, Delivery, DeliveryState, Notification  # noqa: E402

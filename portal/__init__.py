@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from jinja2 import ChoiceLoader
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import CONFIGS, BaseConfig, check_production
@@ -85,10 +86,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.register_blueprint(__import__("portal.support", fromlist=["bp"]).bp)
 
-    # 5. Providers (explicit registry; see integrations/providers/__init__.py)
+    # 5. Providers (explicit registry; see integrations/providers/__init__.py) and the
+    #    templates each one keeps in its own package
+    from .integrations.providers import providers
+
+    assert app.jinja_env.loader is not None
+    app.jinja_env.loader = ChoiceLoader([app.jinja_env.loader, providers.template_loader()])
+
     # 6. Error pages, HTMX-aware
     from . import errors
-    from .integrations import providers  # noqa: F401
 
     errors.init_app(app)
 

@@ -4,4 +4,5 @@ from flask import Blueprint
 
 bp = Blueprint("integrations", __name__)
 
-from . import views  # noqa: E402,F401
+# The provider packages add their own routes (inbound endpoints, pages) to ``bp`` too.
+from . import providers, views  # noqa: E402,F401

@@ -1,14 +1,23 @@
-"""The provider registry: explicit, keyed on ``ChatProvider.key``, refusing duplicates."""
+"""The provider registry: explicit, keyed on ``ChatProvider.key``, refusing duplicates.
+
+It also serves each provider's templates from its own package: a template named
+``integrations/providers/<key>/<name>`` is ``<name>`` in that provider's ``templates/`` folder
+(:class:`ProviderTemplates`, added to the app's Jinja loader by the factory).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from flask import abort
+from jinja2 import BaseLoader, Environment, FileSystemLoader, TemplateNotFound
 
-if TYPE_CHECKING:  # providers/__init__.py imports this module to register the providers
+if TYPE_CHECKING:  # every provider module imports this one to register itself
     from .providers.base import ChatProvider
+
+#: Where provider templates are named from, so existing template names keep resolving.
+TEMPLATE_PREFIX = "integrations/providers/"
 
 
 class ProviderRegistry:
@@ -36,6 +45,26 @@ class ProviderRegistry:
 
     def keys(self) -> list[str]:
         return list(self._providers)
+
+    def template_loader(self) -> ProviderTemplates:
+        """A Jinja loader for every registered provider's own templates."""
+        return ProviderTemplates(self.get)
+
+
+class ProviderTemplates(BaseLoader):
+    """``integrations/providers/<key>/<name>`` → ``<name>`` in the provider's template folder."""
+
+    def __init__(self, lookup: Callable[[str], ChatProvider | None]) -> None:
+        self.lookup = lookup
+
+    def get_source(
+        self, environment: Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        key, _, name = template.removeprefix(TEMPLATE_PREFIX).partition("/")
+        provider = self.lookup(key) if template.startswith(TEMPLATE_PREFIX) else None
+        if provider is None or not name:
+            raise TemplateNotFound(template)
+        return FileSystemLoader(provider.template_folder()).get_source(environment, name)
 
 
 providers = ProviderRegistry()

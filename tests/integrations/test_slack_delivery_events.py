@@ -21,7 +21,8 @@ from portal.integrations.providers.base import (
     RecipientNotFound,
     TemporaryProviderError,
 )
-from portal.integrations.providers.slack import SlackProvider, render_message
+from portal.integrations.providers.slack import SlackProvider
+from portal.integrations.providers.slack.client import render_message
 from sandbox.slack.events import sign
 from sandbox.testing import RunningSandbox
 from tests.integrations.conftest import calls

@@ -8,9 +8,11 @@ talks to :class:`ChatClient`; it never imports a provider module.
 from __future__ import annotations
 
 import abc
+import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from flask_babel import lazy_gettext as _l
@@ -150,6 +152,11 @@ class ChatProvider(abc.ABC):
     @abc.abstractmethod
     def client(self, integration: Integration) -> ChatClient:
         """Return a client that acts with ``integration``'s credentials."""
+
+    def template_folder(self) -> str:
+        """Where this provider's templates live: ``templates/`` beside the module that defines
+        the class, served as ``integrations/providers/<key>/…`` (see ``registry.py``)."""
+        return str(Path(inspect.getfile(type(self))).parent / "templates")
 
     def setup_steps(self) -> list[Step]:
         """The setup wizard, as data (see ``integrations/pipeline.py``)."""

@@ -1,15 +1,8 @@
-"""Slack: "Add to Slack" (OAuth v2), the workspace directory, DMs and uninstall events.
+"""Slack's installed side: the Web API with a workspace's bot token, Block Kit, the directory.
 
-App setup at api.slack.com/apps (one app for the whole service):
-- OAuth & Permissions → Redirect URL: exactly ``PUBLIC_BASE_URL + /slack/oauth/callback``.
-- Bot token scopes: ``users:read``, ``users:read.email`` (e-mail matching), ``im:write`` and
-  ``chat:write`` (DMs), ``incoming-webhook`` — only so Slack shows the channel picker of the
-  vendor's step 2; nothing is ever posted to that channel.
-- Event Subscriptions → Request URL ``PUBLIC_BASE_URL + /slack/events``; bot events
-  ``app_uninstalled`` and ``tokens_revoked``. Token Rotation may be on (refreshed 2 h early).
-- Manage Distribution → public distribution, so customers' workspaces can install it.
-Settings: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET, SLACK_API_URL,
-SLACK_AUTHORIZE_URL (and PROVIDER_CA_BUNDLE for the sandbox only).
+Every failure is translated into the ``ProviderError`` tree (:func:`call_slack`); only the
+error code is kept, never a token or a response body. A rotating token is refreshed before it
+expires, with a compare-and-swap so two workers never spend the same refresh token.
 """
 
 from __future__ import annotations
@@ -22,26 +15,19 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
 
-from ...database import utcnow
-from ...extensions import db
-from ..models import ChatAccount, Integration
-from ..pipeline import SetupError, Step
-from ..registry import providers
-from .base import (
-    ChatProvider,
-    ConnectionData,
+from ....database import utcnow
+from ....extensions import db
+from ...models import ChatAccount, Integration
+from ..base import (
     DeliveryResult,
     DirectoryEntry,
     Message,
-    PacingBudget,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimited,
@@ -49,12 +35,9 @@ from .base import (
     TemporaryProviderError,
     stored_secrets,
 )
-from .oauth import OAuthAuthorizeStep, OAuthCallbackStep, OAuthSpec
 
 log = logging.getLogger("portal.integrations.slack")
 
-#: Only what DMs and e-mail matching need, plus the channel picker (see the header).
-SCOPES = ("users:read", "users:read.email", "im:write", "chat:write", "incoming-webhook")
 #: users.list page size: Slack's maximum; 10,000 people are 10 calls (Tier 2: 20 per minute).
 PAGE_SIZE = 1000
 #: Refresh a rotating token this long before it expires (slack_sdk's TokenRotator default).
@@ -73,16 +56,6 @@ TEMPORARY_ERRORS = frozenset(
      "team_added_to_org", "ratelimited"}
 )  # fmt: skip
 BUTTON_LABELS = {"ja": "詳細を開く", "en": "Open"}
-
-SLACK_SPEC = OAuthSpec(
-    provider_key="slack",
-    authorize_url_setting="SLACK_AUTHORIZE_URL",
-    client_id_setting="SLACK_CLIENT_ID",
-    scopes=SCOPES,
-    scope_separator=",",
-    # oauth.v2.access accepts code_verifier (providers.md §1.1); PKCE also stops code injection.
-    pkce=True,
-)
 
 
 def _ssl_context() -> ssl.SSLContext | None:
@@ -214,9 +187,9 @@ class SlackClient:
                 refresh_token=str(values["refresh_token"]),
             )
         )
-        values = {**values, **_token_secrets(answer.data)}  # type: ignore[arg-type]
+        values = {**values, **token_secrets(answer.data)}  # type: ignore[arg-type]
         self.integration.set_secrets(values)
-        self.integration.token_expires_at = _expiry(answer.data)  # type: ignore[arg-type]
+        self.integration.token_expires_at = token_expiry(answer.data)  # type: ignore[arg-type]
         self.integration.token_version = seen + 1
         db.session.commit()
         return values
@@ -323,106 +296,13 @@ def _entry(member: Mapping[str, Any]) -> DirectoryEntry | None:
     )
 
 
-def _token_secrets(data: Mapping[str, Any]) -> dict[str, Any]:
+def token_secrets(data: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {"access_token": data.get("access_token")}
     if data.get("refresh_token"):
         values["refresh_token"] = data["refresh_token"]
     return values
 
 
-def _expiry(data: Mapping[str, Any]) -> Any:
+def token_expiry(data: Mapping[str, Any]) -> Any:
     seconds = data.get("expires_in")
     return utcnow() + timedelta(seconds=int(seconds)) if seconds else None
-
-
-@providers.register
-class SlackProvider(ChatProvider):
-    """Slack workspaces: install with "Add to Slack", DM each linked member."""
-
-    key = "slack"
-    name = "Slack"
-    #: chat.postMessage: about 1 per second per channel with short bursts, and a workspace cap
-    #: of several hundred per minute; one bucket per workspace at 1/s, burst 5, stays under both.
-    rate_per_second = 1.0
-    burst = 5
-    #: users.list carries each profile's e-mail (users:read.email).
-    links_by_email = True
-
-    def client(self, integration: Integration) -> SlackClient:
-        """The workspace's bot client."""
-        return SlackClient(integration)
-
-    def pacing(self, integration: Integration) -> PacingBudget:
-        """One bucket per workspace: 1 message per second, bursts of 5."""
-        return PacingBudget(f"slack:{integration.external_id}", self.rate_per_second, self.burst)
-
-    def refreshes_tokens(self, integration: Integration) -> bool:
-        """With token rotation the 12-hour bot token is refreshed before it expires."""
-        return bool((integration.config or {}).get("rotation"))
-
-    def setup_steps(self) -> list[Step]:
-        """ "Add to Slack" (consent page, channel choice) and the callback."""
-        return [
-            OAuthAuthorizeStep(SLACK_SPEC, title=_l("Add to Slack"), name="install"),
-            OAuthCallbackStep(SLACK_SPEC, self, title=_l("Finish the connection")),
-        ]
-
-    def exchange_code(
-        self, *, code: str, redirect_uri: str, code_verifier: str | None
-    ) -> dict[str, Any]:
-        """oauth.v2.access with HTTP Basic client auth (slack_sdk), the same redirect URI."""
-        config = current_app.config
-        arguments: dict[str, Any] = {
-            "client_id": str(config["SLACK_CLIENT_ID"]),
-            "client_secret": str(config["SLACK_CLIENT_SECRET"]),
-            "code": code,
-            "redirect_uri": redirect_uri,
-        }
-        if code_verifier:
-            arguments["code_verifier"] = code_verifier
-        answer = call_slack(lambda: web_client().oauth_v2_access(**arguments))
-        return dict(answer.data)  # type: ignore[arg-type]
-
-    def build_connection(self, data: Mapping[str, Any]) -> ConnectionData:
-        """Workspace, chosen channel, bot user and tokens from the oauth.v2.access answer."""
-        token = data.get("token") or {}
-        team = token.get("team") or {}
-        if not token.get("access_token") or not team.get("id"):
-            raise SetupError(_("Slack did not return a workspace token. Please start again."))
-        if token.get("token_type") not in ("bot", "granular_bot"):
-            raise SetupError(_("Slack did not return a workspace token. Please start again."))
-        granted = {s.strip() for s in str(token.get("scope") or "").split(",") if s.strip()}
-        missing = [scope for scope in SCOPES if scope not in granted]
-        if missing:
-            # OA-19: never "connected" with less than we need.
-            raise SetupError(
-                _(
-                    "Slack granted fewer permissions than needed (missing: %(scopes)s). "
-                    "Please install again and allow every permission.",
-                    scopes=", ".join(missing),
-                )
-            )
-        webhook = token.get("incoming_webhook") or {}
-        return ConnectionData(
-            external_id=str(team["id"]),
-            display_name=str(team.get("name") or team["id"]),
-            config={
-                "team_id": team["id"],
-                "team_name": team.get("name"),
-                "app_id": token.get("app_id"),
-                "bot_user_id": token.get("bot_user_id"),
-                "installer_id": (token.get("authed_user") or {}).get("id"),
-                "scopes": sorted(granted),
-                "channel_id": webhook.get("channel_id"),
-                "channel_name": webhook.get("channel"),
-                "rotation": bool(token.get("refresh_token")),
-            },
-            secrets=_token_secrets(token),
-            token_expires_at=_expiry(token),
-        )
-
-    def after_connect(self, integration: Integration, actor_id: int | None) -> None:
-        """Read the workspace directory in the background (progress on the page)."""
-        from ..directory import start_sync
-
-        start_sync(integration, actor_id)

@@ -6,8 +6,9 @@ chunked or not: 413), the signature over the raw body with the signing secret (s
 500), and only then the JSON (depth, encoding, 64-bit integers) and the schema of the fields we
 read (400 with ``X-Slack-No-Retry``: an authentic but unusable body would fail the same way on
 each of Slack's retries), ``url_verification`` (echo the challenge), the workspace (unknown →
-ignored), and ``event_id`` (a retry is acknowledged and dropped). The work is a few row
-updates, well inside Slack's 3-second deadline.
+ignored), and ``event_id`` (a retry is acknowledged and dropped): the last two, and acting on
+the event, are ``inbound.receive``. The work is a few row updates, well inside Slack's
+3-second deadline.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ from typing import Any
 
 from flask import current_app, jsonify, request
 from slack_sdk.signature import SignatureVerifier
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from ... import inbound
-from ...extensions import csrf, db
-from .. import bp, services
-from ..models import InboundEvent, Integration
+from .... import inbound
+from ....extensions import csrf
+from ... import bp
+from . import inbound as events
 
 log = logging.getLogger("portal.integrations.slack.events")
 
@@ -112,29 +111,10 @@ def slack_events() -> Response | tuple[Response, int]:
         return jsonify(challenge=payload.get("challenge", ""))
     if payload["type"] != "event_callback":
         return _refuse("missing_event", "Only event_callback requests carry events.")
-    integration = db.session.scalar(
-        select(Integration).where(
-            Integration.provider == "slack", Integration.external_id == payload["team_id"]
-        )
-    )
-    if integration is None:
+    outcome = events.receive(payload["team_id"], payload["event_id"], event)
+    if outcome == "unknown_team":
         log.warning("slack event for an unknown workspace ignored")
         return jsonify(ok=True, ignored="unknown_team")
-    db.session.add(InboundEvent(provider="slack", event_id=payload["event_id"]))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
+    if outcome == "duplicate":
         return jsonify(ok=True, duplicate=True)
-    _handle(integration, event)
     return jsonify(ok=True)
-
-
-def _handle(integration: Integration, event: dict[str, Any]) -> None:
-    """Act on a schema-checked event: every field read here was validated above."""
-    kind = event["type"]
-    revoked_bots: list[str] = event.get("tokens", {}).get("bot", [])
-    if kind == "app_uninstalled":
-        services.handle_revoked(integration, "app_uninstalled")
-    elif kind == "tokens_revoked" and (integration.config or {}).get("bot_user_id") in revoked_bots:
-        services.handle_revoked(integration, "tokens_revoked")

@@ -1,0 +1,72 @@
+"""Slack: "Add to Slack" (OAuth v2), the workspace directory, DMs and uninstall events.
+
+App setup at api.slack.com/apps (one app for the whole service):
+- OAuth & Permissions → Redirect URL: exactly ``PUBLIC_BASE_URL + /slack/oauth/callback``.
+- Bot token scopes: ``users:read``, ``users:read.email`` (e-mail matching), ``im:write`` and
+  ``chat:write`` (DMs), ``incoming-webhook`` — only so Slack shows the channel picker of the
+  vendor's step 2; nothing is ever posted to that channel.
+- Event Subscriptions → Request URL ``PUBLIC_BASE_URL + /slack/events``; bot events
+  ``app_uninstalled`` and ``tokens_revoked``. Token Rotation may be on (refreshed 2 h early).
+- Manage Distribution → public distribution, so customers' workspaces can install it.
+Settings: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET, SLACK_API_URL,
+SLACK_AUTHORIZE_URL (and PROVIDER_CA_BUNDLE for the sandbox only).
+
+The package: ``client.py`` (Web API, Block Kit), ``setup.py`` (the wizard), ``inbound.py``
+(Events API handling), ``views.py`` (``POST /slack/events``), ``templates/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...directory import start_sync
+from ...models import Integration
+from ...pipeline import Step
+from ...registry import providers
+from ..base import ChatProvider, ConnectionData, PacingBudget
+from . import setup, views  # noqa: F401  (views: registers POST /slack/events)
+from .client import SlackClient
+
+
+@providers.register
+class SlackProvider(ChatProvider):
+    """Slack workspaces: install with "Add to Slack", DM each linked member."""
+
+    key = "slack"
+    name = "Slack"
+    #: chat.postMessage: about 1 per second per channel with short bursts, and a workspace cap
+    #: of several hundred per minute; one bucket per workspace at 1/s, burst 5, stays under both.
+    rate_per_second = 1.0
+    burst = 5
+    #: users.list carries each profile's e-mail (users:read.email).
+    links_by_email = True
+
+    def client(self, integration: Integration) -> SlackClient:
+        """The workspace's bot client."""
+        return SlackClient(integration)
+
+    def pacing(self, integration: Integration) -> PacingBudget:
+        """One bucket per workspace: 1 message per second, bursts of 5."""
+        return PacingBudget(f"slack:{integration.external_id}", self.rate_per_second, self.burst)
+
+    def refreshes_tokens(self, integration: Integration) -> bool:
+        """With token rotation the 12-hour bot token is refreshed before it expires."""
+        return bool((integration.config or {}).get("rotation"))
+
+    def setup_steps(self) -> list[Step]:
+        return setup.setup_steps(self)
+
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> dict[str, Any]:
+        return setup.exchange_code(
+            code=code, redirect_uri=redirect_uri, code_verifier=code_verifier
+        )
+
+    def build_connection(self, data: Mapping[str, Any]) -> ConnectionData:
+        return setup.build_connection(data)
+
+    def after_connect(self, integration: Integration, actor_id: int | None) -> None:
+        """Read the workspace directory in the background (progress on the page)."""
+        start_sync(integration, actor_id)
