@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.integrations.botframework import reset_key_cache
 from portal.integrations.models import InboundEvent
+from portal.integrations.providers.teams.botframework import reset_key_cache
 
 APP_ID = "11111111-2222-4333-8444-555555555555"
 OPENID = "https://login.botframework.test/v1/.well-known/openidconfiguration"

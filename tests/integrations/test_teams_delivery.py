@@ -22,7 +22,8 @@ from portal.integrations.providers.base import (
     RecipientNotFound,
     TemporaryProviderError,
 )
-from portal.integrations.providers.teams import TeamsProvider, render_message
+from portal.integrations.providers.teams import TeamsProvider
+from portal.integrations.providers.teams.client import render_message
 from portal.notifications import dispatcher
 from portal.notifications.models import Delivery
 from portal.notifications.services import send_test_message

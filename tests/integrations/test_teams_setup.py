@@ -16,7 +16,7 @@ from portal.audit.models import AuditEvent
 from portal.database import utcnow
 from portal.extensions import db
 from portal.integrations.models import Integration, IntegrationState
-from portal.integrations.providers.teams import token_tenant_id
+from portal.integrations.providers.teams.tokens import token_tenant_id
 from sandbox.testing import RunningSandbox
 from tests.integrations.conftest import calls
 from tests.integrations.teams_flow import (

@@ -6,8 +6,8 @@ the body is read; then the body, counted as it is read (256 KiB, chunked or not:
 with the shared limits and checked against the schema of the fields we read (400); then the
 activity must belong to the token (endorsed channel, ``serviceUrl`` claim: 401); then the
 tenant must be connected (else acknowledged and ignored), then ``activity.id`` de-duplicates
-retries. Nothing is parsed before the token passes, nothing stored before the activity does,
-and no input makes it answer 500.
+retries (those two, and the work, are ``inbound.receive``). Nothing is parsed before the token
+passes, nothing stored before the activity does, and no input makes it answer 500.
 """
 
 from __future__ import annotations
@@ -16,19 +16,17 @@ import logging
 
 from flask import current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
-from ... import inbound
-from ...accounts.permissions import Permission, require
-from ...accounts.tenancy import current_organization
-from ...extensions import csrf, db
-from ...htmx import trigger
-from .. import bp
-from ..botframework import BotAuthError, check_activity, verify_token
-from ..models import InboundEvent
-from ..providers import teams
-from .common import get_integration_or_404, get_provider_or_404
+from .... import inbound
+from ....accounts.permissions import Permission, require
+from ....accounts.tenancy import current_organization
+from ....extensions import csrf
+from ....htmx import trigger
+from ... import bp
+from ...views.common import get_integration_or_404, get_provider_or_404
+from . import inbound as activities
+from .botframework import BotAuthError, check_activity, verify_token
 
 log = logging.getLogger("portal.integrations.teams.messages")
 
@@ -99,25 +97,12 @@ def teams_messages() -> tuple[Response, int]:
     except BotAuthError as problem:
         log.warning("teams activity rejected: %s", problem.reason)
         return jsonify(error="unauthorized", detail="A valid Bot Framework token is required."), 401
-    kind = teams.activity_kind(activity)
-    if kind == "other":
-        return jsonify(), 200
-    integration = teams.connected_integration(teams.activity_tenant(activity))
-    if integration is None:
+    outcome = activities.receive(activity)
+    if outcome == "unknown_tenant":
         log.info("teams activity for a tenant no organization has connected: ignored")
         return jsonify(ignored="unknown_tenant"), 200
-    activity_id = activity.get("id")
-    if activity_id:
-        db.session.add(InboundEvent(provider="teams", event_id=activity_id[:128]))
-        try:
-            db.session.commit()
-        except IntegrityError:
-            db.session.rollback()
-            return jsonify(duplicate=True), 200
-    if kind == "install":
-        teams.handle_install(integration, activity)
-    else:
-        teams.handle_uninstall(integration, activity)
+    if outcome == "duplicate":
+        return jsonify(duplicate=True), 200
     return jsonify(), 200
 
 
@@ -127,7 +112,7 @@ def teams_bot_installs() -> ResponseReturnValue:
     """Step 2's live region: who has added the bot (polled by the page)."""
     provider = get_provider_or_404("teams")
     integration = get_integration_or_404(current_organization(), provider)
-    accounts, total = teams.installed_accounts(integration)
+    accounts, total = activities.installed_accounts(integration)
     response = current_app.make_response(
         render_template(
             "integrations/providers/teams/_bot_installs.html",
@@ -135,7 +120,7 @@ def teams_bot_installs() -> ResponseReturnValue:
             integration=integration,
             accounts=accounts,
             total=total,
-            install_link=teams.install_link(),
+            install_link=activities.install_link(),
         )
     )
     seen = request.args.get("seen", type=int)

@@ -1,0 +1,94 @@
+"""Microsoft Teams: Entra ID admin consent, Graph directory, the bot's greeting and DMs.
+
+Vendor setup (one app for the whole service, providers.md §3.1):
+- Entra ID app registration, multi-tenant, with a client secret (MS_APP_ID, MS_CLIENT_SECRET);
+  application permission ``User.Read.All`` (Graph); redirect URI exactly
+  ``PUBLIC_BASE_URL + /teams/oauth/callback``.
+- Azure Bot resource on the same app id, Teams channel on, messaging endpoint
+  ``PUBLIC_BASE_URL + /teams/messages``.
+- A Teams app package whose ``bots[].botId`` is the app id (personal scope), named
+  TEAMS_BOT_NAME, published to the customer's org catalog or the Store.
+Settings: MS_CONSENT_URL, MS_LOGIN_URL, MS_GRAPH_URL, BOTFRAMEWORK_OPENID_URL,
+TEAMS_SERVICE_URL_HOSTS; optional MS_BOT_TENANT_ID (single-tenant bot; default
+``botframework.com``) and TEAMS_APP_ID (the manifest id, for the install link).
+
+The package: ``tokens.py`` (msal), ``client.py`` (Graph, Bot Connector, Adaptive Cards),
+``setup.py`` (admin consent), ``botframework.py`` (the inbound JWT), ``inbound.py`` (install and
+uninstall activities), ``views.py`` (``POST /teams/messages``, the bot-installs region),
+``templates/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from ...directory import start_sync
+from ...models import Integration
+from ...pipeline import Step
+from ...registry import providers
+from ..base import ChatProvider, ConnectionData, PacingBudget
+from . import setup, views  # noqa: F401  (views: registers POST /teams/messages)
+from .client import TeamsClient
+
+log = logging.getLogger("portal.integrations.teams")
+
+#: Teams per-app-per-tenant limit is 30 requests/s: 20/s with bursts of 10 never exceeds it in
+#: any one-second window.
+TENANT_RATE, TENANT_BURST = 20.0, 10
+
+
+@providers.register
+class TeamsProvider(ChatProvider):
+    """Microsoft Teams tenants: admin consent, then each member adds the bot."""
+
+    key = "teams"
+    name = "Microsoft Teams"
+    rate_per_second = TENANT_RATE
+    connection_label = _l("Tenant")
+    #: Graph /users carries mail (or the userPrincipalName when there is no mailbox).
+    links_by_email = True
+
+    def client(self, integration: Integration) -> TeamsClient:
+        return TeamsClient(integration)
+
+    def pacing(self, integration: Integration) -> PacingBudget:
+        """One bucket per tenant under the 30 requests/s per-app limit."""
+        return PacingBudget(f"teams:{integration.external_id}", TENANT_RATE, TENANT_BURST)
+
+    def setup_steps(self) -> list[Step]:
+        return [setup.AdminConsentStep(), setup.AdminConsentCallbackStep()]
+
+    def unreachable_reason(self, extra: Mapping[str, Any]) -> str | None:
+        """Teams lets a bot write to a member only once that member has added it (we learn
+        their Teams user id from the install activity); until then a link waits."""
+        return None if extra.get("teams_user_id") else "bot_not_installed"
+
+    def refreshes_tokens(self, integration: Integration) -> bool:
+        """Graph and Bot Framework tokens come from client credentials, asked for again."""
+        return True
+
+    def client_secret_expires_at(self, integration: Integration) -> datetime | None:
+        """Every tenant depends on our Entra app's client secret (MS_CLIENT_SECRET), which
+        Entra lets live 24 months at most: MS_CLIENT_SECRET_EXPIRES_AT says when it ends."""
+        raw = current_app.config.get("MS_CLIENT_SECRET_EXPIRES_AT")
+        try:
+            when = datetime.fromisoformat(str(raw)) if raw else None
+        except ValueError:
+            log.warning("MS_CLIENT_SECRET_EXPIRES_AT is not an ISO 8601 date: ignored")
+            return None
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # a bare date or time is read as UTC
+        return when
+
+    def build_connection(self, data: Mapping[str, Any]) -> ConnectionData:
+        return setup.build_connection(data)
+
+    def after_connect(self, integration: Integration, actor_id: int | None) -> None:
+        """Read the tenant's directory in the background (progress on the page)."""
+        start_sync(integration, actor_id)
