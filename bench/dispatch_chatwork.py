@@ -47,7 +47,8 @@ from portal.integrations.models import (  # noqa: E402
     IntegrationState,
     LinkMethod,
 )
-from portal.integrations.providers import chatwork  # noqa: E402
+from portal.integrations.providers.chatwork import client as chatwork  # noqa: E402
+from portal.integrations.providers.chatwork.setup import SCOPES  # noqa: E402
 from portal.notifications import dispatcher  # noqa: E402
 from portal.notifications.models import Channel  # noqa: E402
 from sandbox.testing import run_sandbox  # noqa: E402
@@ -86,7 +87,7 @@ def authorize(box: Any, client: dict[str, Any], account_id: int) -> str:
         "response_type": "code",
         "client_id": client["client_id"],
         "redirect_uri": REDIRECT,
-        "scope": " ".join(chatwork.SCOPES),
+        "scope": " ".join(SCOPES),
         "state": "bench",
         "code_challenge": challenge,
         "code_challenge_method": "S256",

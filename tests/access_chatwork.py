@@ -1,4 +1,4 @@
-"""Access rules of Chatwork's own pages: setup, callback, connected page, name suggestions."""
+"""Access rules of Chatwork's pages: setup, callback, connected page, name suggestions."""
 
 from __future__ import annotations
 
@@ -44,15 +44,19 @@ CALLBACK[("admin", "other")] = 404
 #: The bulk preview is for admins only; support staff only read the page.
 ADMIN_ONLY_PAGE = scoped(anonymous=LOGIN, member=403, admin=200, support=403)
 
-ROUTES: dict[str, list[Case]] = {
-    "integrations.chatwork_page": [
+#: Chatwork's page, setup form and callback are the generic routes' (``access_integrations``).
+GENERIC_ROUTES: dict[str, list[Case]] = {
+    "integrations.provider": [
         Case("GET", "/settings/integrations/chatwork{org}", ORG_PAGE),
         Case("GET", "/settings/integrations/chatwork{org}", ORG_PAGE, setup=connected),
     ],
-    "integrations.chatwork_client": [
+    "integrations.setup_step": [
         Case("POST", "/settings/integrations/chatwork/client{org}", SAVE_CLIENT)
     ],
-    "integrations.chatwork_callback": [Case("GET", "/chatwork/oauth/callback{org}", CALLBACK)],
+    "integrations.oauth_callback": [Case("GET", "/chatwork/oauth/callback{org}", CALLBACK)],
+}
+
+ROUTES: dict[str, list[Case]] = {
     "integrations.chatwork_suggestions": [
         Case(
             "GET",

@@ -6,6 +6,7 @@ from typing import Any
 
 from portal.extensions import db
 from portal.integrations.models import ChatAccount, Integration, IntegrationState
+from tests import access_chatwork as chatwork
 from tests.access import LOGIN, ORG_CHANGE, ORG_PAGE, Case, same, scoped
 
 
@@ -47,11 +48,16 @@ ROUTES: dict[str, list[Case]] = {
         Case("GET", "/settings/integrations/slack{org}", ORG_PAGE),
         Case("GET", "/settings/integrations/slack{org}", ORG_PAGE, setup=connected),
         Case("GET", "/settings/integrations/teams{org}", ORG_PAGE),
+        *chatwork.GENERIC_ROUTES["integrations.provider"],
     ],
     "integrations.setup_step": [
-        Case("POST", "/settings/integrations/slack/install{org}", ORG_CHANGE)
+        Case("POST", "/settings/integrations/slack/install{org}", ORG_CHANGE),
+        *chatwork.GENERIC_ROUTES["integrations.setup_step"],
     ],
-    "integrations.oauth_callback": [Case("GET", "/slack/oauth/callback{org}", CALLBACK)],
+    "integrations.oauth_callback": [
+        Case("GET", "/slack/oauth/callback{org}", CALLBACK),
+        *chatwork.GENERIC_ROUTES["integrations.oauth_callback"],
+    ],
     "integrations.sync_status": [
         Case("GET", "/settings/integrations/slack/sync{org}", ORG_PAGE, setup=connected)
     ],

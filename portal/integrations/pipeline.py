@@ -1,16 +1,19 @@
 """The setup wizard engine: a provider's steps, run as data over one ``SetupSession`` row.
 
-A provider describes its wizard as a list of :class:`Step` objects (``setup_steps()``), e.g.
-Slack's ``[OAuthAuthorizeStep(spec), OAuthCallbackStep(spec)]`` or, for Chatwork,
-``[ClientCredentialsStep(), OAuthAuthorizeStep(spec), OAuthCallbackStep(spec)]``. The engine:
+A provider describes its wizard as a list of steps (``setup_steps()``; the building blocks are
+in ``wizard.py``, free of Flask), e.g. Slack's ``[OAuthAuthorizeStep(spec),
+OAuthCallbackStep(spec)]`` or, for Chatwork, ``[ClientCredentialsStep(), OAuthAuthorizeStep(spec),
+OAuthCallbackStep(spec)]``. The engine alone touches the row:
 
-- keeps the wizard's state server-side in ``SetupSession`` (encrypted ``data``, the step index,
-  a *signature* of the step list so a deploy that changes the steps restarts the wizard cleanly,
-  10 minutes to live); the Flask session only names the row. A step's secrets (Chatwork's client
-  secret) are also sealed to the wizard's owner (:meth:`SetupPipeline.bind_sealed`);
+- it keeps the wizard's state server-side in ``SetupSession`` (encrypted ``data``, the step
+  index, a *signature* of the step list so a deploy that changes the steps restarts the wizard
+  cleanly, 10 minutes to live); the Flask session only names the row. A step's secrets
+  (Chatwork's client secret) are also sealed to the wizard's owner
+  (:meth:`SetupPipeline.bind_sealed`);
 - binds it to the organization, the user, the provider and the browser session that started it;
-- runs one step per request: ``step.get(pipeline)`` renders it, ``step.post(pipeline, form)``
-  answers a :class:`StepResult` — :func:`advance`, :func:`error` or :func:`render`;
+- renders a step (its partial, with what :meth:`~.wizard.Step.context` supplies) and gives one
+  request's input to ``step.post(wizard, form)``, acting on the :class:`~.wizard.StepResult`:
+  the next step, the provider's consent page, the form again, an earlier form step, or the end;
 - calls ``provider.build_connection(data)`` and ``services.save_connection`` when the last step
   advances, in one transaction, then ``provider.after_connect``.
 
@@ -24,24 +27,27 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 from flask import flash, redirect, render_template, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
-from flask_babel.speaklater import LazyString
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, select, update
+from werkzeug.wrappers import Response
 
 from ..accounts.models import Organization, User
+from ..accounts.permissions import Permission
 from ..auth.sessions import current_hash
 from ..crypto import SecretUnavailable, StoredSecret, seal, unseal
 from ..database import utcnow
-from ..extensions import db
-from .models import SetupSession
+from ..extensions import db, htmx
+from ..htmx import is_partial_request
+from . import services
+from .models import AccountLink, Integration, SetupSession
+from .wizard import Attempt, SetupError, Step
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # every provider module imports this one (for its steps)
     from .providers.base import ChatProvider
 
 log = logging.getLogger("portal.integrations.setup")
@@ -52,54 +58,6 @@ SETUP_TTL = timedelta(minutes=10)
 
 #: The data key holding the values bound with :meth:`SetupPipeline.bind_sealed`, sealed together.
 SEALED = "sealed"
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What a step's ``post`` decided: build it with :func:`advance`, :func:`error` or
-    :func:`render`."""
-
-    action: Literal["advance", "error", "render"]
-    message: str = ""
-    status: int | None = 400
-    response: ResponseReturnValue | None = None
-
-
-def advance() -> StepResult:
-    """The step is done: go to the next one (or finish the wizard)."""
-    return StepResult("advance")
-
-
-def error(message: str, status: int | None = 400) -> StepResult:
-    """End the wizard with ``message``: an error page with ``status``, or (``status=None``) a
-    flash on the provider page — for an ordinary outcome such as the admin pressing キャンセル."""
-    return StepResult("error", message=message, status=status)
-
-
-def render(response: ResponseReturnValue) -> StepResult:
-    """Answer with ``response`` and stay on this step (a redirect, a form with errors: 422)."""
-    return StepResult("render", response=response)
-
-
-class Step(Protocol):
-    """One wizard step. ``name`` is a slug used in URLs and template names."""
-
-    name: str
-    title: str | LazyString
-    #: Run on arrival, without waiting for the browser (e.g. the redirect to the provider).
-    auto: bool
-
-    def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
-        """Render the step (usually ``pipeline.render_step()``)."""
-        ...
-
-    def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
-        """Handle the step's input: a form, or for an OAuth callback its query string."""
-        ...
-
-
-class SetupError(Exception):
-    """The collected data cannot become a connection; the message is shown to the admin."""
 
 
 class CallbackRejected(Exception):
@@ -127,18 +85,25 @@ def _session_key(provider_key: str) -> str:
 
 
 class SetupPipeline:
-    """One run of a provider's wizard for the signed-in admin."""
+    """One run of a provider's wizard for the signed-in admin (a :class:`~.wizard.Wizard`)."""
 
-    def __init__(self, provider: ChatProvider, record: SetupSession) -> None:
+    def __init__(
+        self, provider: ChatProvider, record: SetupSession, previous: Attempt | None = None
+    ) -> None:
         self.provider = provider
         self.record = record
         self.steps = provider.setup_steps()
+        #: The attempt this one replaced (see ``Wizard.previous``).
+        self.previous = previous
 
     # --- life cycle --------------------------------------------------------------------------
 
     @classmethod
     def start(cls, provider: ChatProvider, organization: Organization, user: User) -> SetupPipeline:
-        """Begin a fresh wizard, dropping this user's unfinished one for the provider."""
+        """Begin a fresh wizard, dropping this user's unfinished one for the provider (whose
+        values stay readable to the first step as ``previous``)."""
+        last = cls.last(provider, organization, user)
+        previous = last.attempt() if last is not None else None
         db.session.execute(
             delete(SetupSession).where(
                 SetupSession.organization_id == organization.id,
@@ -160,7 +125,26 @@ class SetupPipeline:
         )
         db.session.add(record)
         session[_session_key(provider.key)] = record.state_hash
-        return cls(provider, record)
+        return cls(provider, record, previous)
+
+    @classmethod
+    def last(
+        cls, provider: ChatProvider, organization: Organization, user: User
+    ) -> SetupPipeline | None:
+        """This user's latest wizard for ``provider`` in this browser session, in any state
+        (finished with an error, expired, abandoned): to read what was typed, never to run."""
+        record = db.session.scalar(
+            select(SetupSession)
+            .where(
+                SetupSession.organization_id == organization.id,
+                SetupSession.user_id == user.id,
+                SetupSession.provider == provider.key,
+                SetupSession.browser_session == (current_hash() or ""),
+            )
+            .order_by(SetupSession.created_at.desc())
+            .limit(1)
+        )
+        return None if record is None else cls(provider, record)
 
     @classmethod
     def resume(
@@ -246,6 +230,19 @@ class SetupPipeline:
 
     # --- data -------------------------------------------------------------------------------
 
+    @property
+    def organization_id(self) -> int:
+        return self.record.organization_id
+
+    @property
+    def live(self) -> bool:
+        """Still running: neither finished, failed nor expired."""
+        return self.record.consumed_at is None and self.record.expires_at > utcnow()
+
+    def attempt(self) -> Attempt:
+        """A read-only snapshot of this run, for a step's template context."""
+        return Attempt(self.opened(), self.record.created_at, self.live)
+
     def bind(self, key: str, value: Any) -> None:
         """Remember ``value`` for later steps (stored encrypted)."""
         self.record.data = {**self.data, key: value}
@@ -300,15 +297,16 @@ class SetupPipeline:
         return dict(value) if isinstance(value, dict) else {}
 
     @property
+    def index(self) -> int:
+        """The position of the step the wizard is on."""
+        return min(self.record.step_index, len(self.steps) - 1)
+
+    @property
     def step(self) -> Step:
         """The step the wizard is on."""
-        return self.steps[min(self.record.step_index, len(self.steps) - 1)]
+        return self.steps[self.index]
 
     # --- running ----------------------------------------------------------------------------
-
-    def current(self) -> ResponseReturnValue:
-        """Render the current step."""
-        return self.step.get(self)
 
     def handle(self, form: Mapping[str, str]) -> ResponseReturnValue:
         """Give ``form`` to the current step and act on its result."""
@@ -317,9 +315,19 @@ class SetupPipeline:
             return self.advance()
         if result.action == "error":
             return self.fail(result.message, result.status)
+        if result.action == "leave":
+            self.record.step_index += 1  # the next request is the provider's redirect back
+            db.session.commit()
+            return top_level_redirect(result.url)
+        index = self.index
+        if result.action == "back":
+            index = step_index(self.steps, result.step)
+            self.record.step_index = index
+            self.record.error = result.message[:1000]
         db.session.commit()
-        assert result.response is not None
-        return result.response
+        return self.show(
+            index, status=result.status or 400, message=result.message, errors=result.errors
+        )
 
     def advance(self) -> ResponseReturnValue:
         """Move to the next step; past the last one, finish."""
@@ -348,8 +356,6 @@ class SetupPipeline:
 
     def finish(self) -> ResponseReturnValue:
         """Store the connection and its audit entry in one transaction, then run after_connect."""
-        from . import services
-
         try:
             connection = self.provider.build_connection(self.opened())
             organization = db.session.get(Organization, self.record.organization_id)
@@ -367,28 +373,124 @@ class SetupPipeline:
         flash(_("%(provider)s is connected.", provider=self.provider.name), "success")
         return redirect(url_for("integrations.provider", provider=self.provider.key))
 
-    def render_step(self, **context: Any) -> str:
-        """The wizard page (or its ``#setup-wizard`` region) showing the current step.
+    # --- pages ------------------------------------------------------------------------------
 
-        The step partial is ``integrations/providers/<key>/_step_<name>.html`` when the provider
-        has one, else ``integrations/setup/_step_<name>.html``.
-        """
-        return render_wizard(self.provider, self.steps, self.record.step_index, **context)
+    def show(
+        self, index: int | None = None, status: int = 200, **context: Any
+    ) -> ResponseReturnValue:
+        """The wizard page at step ``index`` (default: the current one) with this run's values."""
+        return render_wizard(
+            self.provider,
+            self.steps,
+            self.index if index is None else index,
+            attempt=self.attempt(),
+            integration=_integration(self.provider, self.record.organization_id),
+            status=status,
+            **context,
+        )
+
+    def page(self) -> ResponseReturnValue:
+        """What the provider page shows of this live wizard: its step, or — when that step waits
+        for the provider and says so — the earlier step it returns to, marked ``returned``."""
+        target = self.step.returns_to
+        if target is None:
+            return self.show()
+        return self.show(step_index(self.steps, target), returned=True)
+
+
+def setup_page(
+    provider: ChatProvider, organization: Organization, user: User
+) -> ResponseReturnValue:
+    """The provider page while it is not connected: this admin's live wizard where it stands,
+    else the first step (showing what this admin's latest attempt kept, if a step keeps any)."""
+    if user.can(Permission.MANAGE_INTEGRATIONS):
+        pipeline = SetupPipeline.resume(provider, organization, user)
+        if pipeline is not None and pipeline.record.step_index > 0:
+            return pipeline.page()
+    last = SetupPipeline.last(provider, organization, user)
+    return render_wizard(
+        provider,
+        provider.setup_steps(),
+        0,
+        attempt=last.attempt() if last is not None else None,
+        integration=_integration(provider, organization.id),
+    )
+
+
+def callback_refused(
+    provider: ChatProvider, organization: Organization, user: User, message: str, status: int
+) -> ResponseReturnValue:
+    """A provider redirect that belongs to no live wizard: the error page, or — when the
+    callback step returns to an earlier form step — that form with ``message``."""
+    steps = provider.setup_steps()
+    target = next((s.returns_to for s in steps if s.name == "callback"), None)
+    if target is None:
+        return render_setup_error(provider, message, status)
+    last = SetupPipeline.last(provider, organization, user)
+    return render_wizard(
+        provider,
+        steps,
+        step_index(steps, target),
+        attempt=last.attempt() if last is not None else None,
+        integration=_integration(provider, organization.id),
+        status=status,
+        message=message,
+    )
+
+
+def step_index(steps: Sequence[Step], name: str) -> int:
+    """The position of the step called ``name`` (a provider's own step list names it)."""
+    return next(i for i, step in enumerate(steps) if step.name == name)
+
+
+def _integration(provider: ChatProvider, organization_id: int) -> Integration | None:
+    return db.session.scalar(
+        select(Integration).where(
+            Integration.organization_id == organization_id, Integration.provider == provider.key
+        )
+    )
 
 
 def render_wizard(
-    provider: ChatProvider, steps: Sequence[Step], index: int = 0, **context: Any
-) -> str:
-    """Render a wizard page for ``steps`` at ``index`` (used before a pipeline exists, too)."""
-    from ..htmx import is_partial_request
+    provider: ChatProvider,
+    steps: Sequence[Step],
+    index: int,
+    *,
+    attempt: Attempt | None,
+    integration: Integration | None,
+    status: int = 200,
+    **context: Any,
+) -> ResponseReturnValue:
+    """A wizard page (or its ``#setup-wizard`` region) showing ``steps[index]``.
 
+    The step partial is ``integrations/providers/<key>/_step_<name>.html`` when the provider
+    has one, else ``integrations/setup/_step_<name>.html``; it sees the step's own context, the
+    organization's earlier integration and how many member links it keeps (``kept_links``).
+    """
     step = steps[min(index, len(steps) - 1)]
+    kept = 0
+    if integration is not None:
+        kept = (
+            db.session.scalar(
+                select(func.count())
+                .select_from(AccountLink)
+                .where(AccountLink.integration_id == integration.id)
+            )
+            or 0
+        )
+    values: dict[str, Any] = {
+        "errors": {},
+        "message": None,
+        "returned": False,
+        **step.context(attempt, integration),
+        **context,
+    }
     template = (
         "integrations/setup/_wizard.html"
         if is_partial_request()
-        else ("integrations/setup/wizard.html")
+        else "integrations/setup/wizard.html"
     )
-    return render_template(
+    body = render_template(
         template,
         provider=provider,
         steps=steps,
@@ -398,11 +500,23 @@ def render_wizard(
             f"integrations/providers/{provider.key}/_step_{step.name}.html",
             f"integrations/setup/_step_{step.name}.html",
         ],
-        **context,
+        integration=integration,
+        kept_links=kept,
+        **values,
     )
+    return body, status
 
 
 def render_setup_error(provider: ChatProvider, message: str, status: int) -> ResponseReturnValue:
     """A clear full page for a failed setup, with a way back to the provider page."""
     response = render_template("integrations/setup/error.html", provider=provider, message=message)
     return response, status
+
+
+def top_level_redirect(url: str) -> Response:
+    """Leave the portal: a 302, or ``HX-Redirect`` so HTMX does a full navigation."""
+    if htmx:
+        response = Response("", status=204)
+        response.headers["HX-Redirect"] = url
+        return response
+    return redirect(url)

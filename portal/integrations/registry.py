@@ -41,10 +41,11 @@ class ProviderRegistry:
         return provider
 
     def all(self) -> Iterator[ChatProvider]:
-        return iter(self._providers.values())
+        """Every provider, in ``ChatProvider.order`` (the vendor's help page: Slack first)."""
+        return iter(sorted(self._providers.values(), key=lambda p: (p.order, p.key)))
 
     def keys(self) -> list[str]:
-        return list(self._providers)
+        return [provider.key for provider in self.all()]
 
     def template_loader(self) -> ProviderTemplates:
         """A Jinja loader for every registered provider's own templates."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, select
 
 from ..accounts.models import Organization, User
@@ -20,8 +21,8 @@ from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
 from .models import AccountLink, ChatAccount, Integration, IntegrationState, LinkBatch
-from .pipeline import SetupError
 from .providers.base import ChatProvider, ConnectionData, ProviderError
+from .wizard import SetupError
 
 log = logging.getLogger("portal.integrations")
 
@@ -45,8 +46,6 @@ def save_connection(
     Refuses (``SetupError``) a workspace another organization has connected (OA-16): its
     tokens there stay untouched.
     """
-    from flask_babel import gettext as _
-
     taken = db.session.scalar(
         select(Integration.id).where(
             Integration.provider == provider.key,

@@ -11,10 +11,14 @@ from sqlalchemy import select
 from portal.accounts.models import User
 from portal.database import utcnow
 from portal.extensions import db
-from portal.integrations import name_matching
 from portal.integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
 from portal.integrations.providers.base import Message, ProviderRateLimited
-from portal.integrations.providers.chatwork import ChatworkClient, parse_expiry, render_message
+from portal.integrations.providers.chatwork import name_matching
+from portal.integrations.providers.chatwork.client import (
+    ChatworkClient,
+    parse_expiry,
+    render_message,
+)
 from portal.integrations.registry import providers
 from portal.notifications import dispatcher
 from portal.notifications.models import Channel, Delivery, DeliveryState

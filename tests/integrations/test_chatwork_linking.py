@@ -10,8 +10,8 @@ from sqlalchemy import select
 import demodata
 from portal.audit.models import AuditEvent
 from portal.extensions import db
-from portal.integrations import name_matching
 from portal.integrations.models import AccountLink, ChatAccount, Integration, LinkMethod
+from portal.integrations.providers.chatwork import name_matching
 from sandbox.chatwork.seed import display_name
 from sandbox.testing import RunningSandbox
 from tests.integrations.chatwork_flow import connect, demo_members

@@ -293,7 +293,7 @@ def test_replacing_the_secret_keeps_links_and_reconnect_is_audited(
 ) -> None:
     demo_members(tenants["own"], make_user, 3)
     _, registered = connect(admin_client, sandbox)
-    from portal.integrations import name_matching
+    from portal.integrations.providers.chatwork import name_matching
 
     integration = db.session.scalar(select(Integration))
     assert name_matching.apply_suggestions(integration, actor=tenants["admin"]) >= 1

@@ -22,7 +22,7 @@ from ...crypto import SecretUnavailable
 
 if TYPE_CHECKING:
     from ..models import ChatAccount, Integration
-    from ..pipeline import Step
+    from ..wizard import Step
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,8 @@ class ChatProvider(abc.ABC):
     key: ClassVar[str]
     #: Display name, as in the vendor's help page.
     name: ClassVar[str]
+    #: Where the provider stands in every list (the vendor's help page: Slack, Chatwork, Teams).
+    order: ClassVar[int] = 100
     #: Ask requests per second we allow ourselves per workspace/token (pacing budget).
     rate_per_second: ClassVar[float] = 1.0
     #: What one connection is called on its card, in the vendor's words (Teams: a tenant).
@@ -159,7 +161,7 @@ class ChatProvider(abc.ABC):
         return str(Path(inspect.getfile(type(self))).parent / "templates")
 
     def setup_steps(self) -> list[Step]:
-        """The setup wizard, as data (see ``integrations/pipeline.py``)."""
+        """The setup wizard, as data (see ``integrations/wizard.py``)."""
         raise NotImplementedError(f"{self.key} has no setup wizard")
 
     def build_connection(self, data: Mapping[str, Any]) -> ConnectionData:
@@ -168,6 +170,11 @@ class ChatProvider(abc.ABC):
 
     def after_connect(self, integration: Integration, actor_id: int | None) -> None:  # noqa: B027
         """Side effects once a connection is committed (e.g. start the directory sync)."""
+
+    def page_context(self, integration: Integration) -> dict[str, Any]:
+        """What the provider's own parts of its connected page show (``_connected.html``,
+        ``_matching.html`` in its templates), besides the connection and its members."""
+        return {}
 
     def pacing(self, integration: Integration) -> PacingBudget:
         """The worker's send budget for ``integration``: one bucket per workspace/token,

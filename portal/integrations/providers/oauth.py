@@ -5,7 +5,8 @@ A provider declares an :class:`OAuthSpec` and implements :meth:`OAuthExchanger.e
 
 - :class:`OAuthAuthorizeStep` issues a fresh ``state`` (``secrets.token_urlsafe(32)``, 256 bits,
   stored hashed), a PKCE S256 verifier when the provider supports it, and sends the browser to
-  the provider — a top-level navigation (``HX-Redirect`` when HTMX asked).
+  the provider — a top-level navigation (``HX-Redirect`` when HTMX asked). The same step sends
+  Teams' admin to Entra's admin-consent page (no PKCE, a path under the configured URL).
 - :class:`OAuthCallbackStep` handles the provider's answer after the engine has checked and
   consumed the state (``SetupPipeline.from_callback``): a refusal ends the wizard with a clear
   message, a code is exchanged at the token endpoint with the same ``redirect_uri`` and the
@@ -26,15 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from flask import current_app, redirect
-from flask.typing import ResponseReturnValue
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
-from werkzeug.wrappers import Response
 
-from ...extensions import htmx
-from ..pipeline import SetupPipeline, StepResult, advance, error, render
+from ..wizard import Step, StepResult, Wizard, advance, error, leave
 from .base import ProviderError
 
 
@@ -52,6 +50,11 @@ class OAuthSpec:
     #: Issuer to compare with an ``iss`` response parameter (RFC 9207), when the provider has one.
     issuer: str | None = None
     extra_params: Mapping[str, str] = field(default_factory=dict)
+    #: Appended to the configured authorize URL (Teams: ``/organizations/v2.0/adminconsent``).
+    authorize_path: str = ""
+    #: Settings that must be set besides the client id before anyone is sent to the provider
+    #: (Teams: the client secret every later token request needs).
+    required_settings: tuple[str, ...] = ()
 
     def redirect_uri(self) -> str:
         """The one exact redirect URI registered for this provider."""
@@ -76,16 +79,7 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def top_level_redirect(url: str) -> Response:
-    """Leave the portal: a 302, or ``HX-Redirect`` so HTMX does a full navigation."""
-    if htmx:
-        response = Response("", status=204)
-        response.headers["HX-Redirect"] = url
-        return response
-    return redirect(url)
-
-
-class OAuthAuthorizeStep:
+class OAuthAuthorizeStep(Step):
     """Send the browser to the provider's consent page with state (and PKCE)."""
 
     auto = True
@@ -98,46 +92,42 @@ class OAuthAuthorizeStep:
         #: Also the last segment of the step's URL (Slack: ``…/slack/install``).
         self.name = name
 
-    def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
-        """Nothing to show: the wizard page's button posts here."""
-        return pipeline.render_step()
-
-    def client_id(self, pipeline: SetupPipeline) -> str | None:
+    def client_id(self, wizard: Wizard) -> str | None:
         """The OAuth client id: the service's own app from config (Slack). A provider whose
         customers register their own client (Chatwork) reads it from the wizard's data."""
         value = current_app.config.get(self.spec.client_id_setting)
         return str(value) if value else None
 
-    def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
+    def post(self, wizard: Wizard, form: Mapping[str, str]) -> StepResult:
         """Issue state (+ verifier), remember the redirect URI, redirect to the provider."""
         config = current_app.config
-        client_id = self.client_id(pipeline)
-        if not client_id:
+        client_id = self.client_id(wizard)
+        if not client_id or not all(config.get(key) for key in self.spec.required_settings):
             return error(_("This chat tool is not configured on this server."), 503)
         redirect_uri = self.spec.redirect_uri()
         params: dict[str, str] = {
             "client_id": str(client_id),
             "scope": self.spec.scope_separator.join(self.spec.scopes),
             "redirect_uri": redirect_uri,
-            "state": pipeline.issue_state(),
+            "state": wizard.issue_state(),
             **self.spec.extra_params,
         }
         if self.spec.pkce:
             verifier, challenge = pkce_pair()
-            pipeline.bind("code_verifier", verifier)
+            wizard.bind("code_verifier", verifier)
             params.update(code_challenge=challenge, code_challenge_method="S256")
-        pipeline.bind("redirect_uri", redirect_uri)
+        wizard.bind("redirect_uri", redirect_uri)
         url = str(config[self.spec.authorize_url_setting])
+        if self.spec.authorize_path:
+            url = url.rstrip("/") + self.spec.authorize_path
         separator = "&" if "?" in url else "?"
-        pipeline.record.step_index += 1  # the next request is the callback
-        return render(top_level_redirect(f"{url}{separator}{urlencode(params)}"))
+        return leave(f"{url}{separator}{urlencode(params)}")
 
 
-class OAuthCallbackStep:
+class OAuthCallbackStep(Step):
     """Handle the provider's redirect: refusal, or code → tokens (bound as ``"token"``)."""
 
     name = "callback"
-    auto = False
 
     def __init__(
         self, spec: OAuthSpec, exchanger: OAuthExchanger, title: str | LazyString | None = None
@@ -146,11 +136,7 @@ class OAuthCallbackStep:
         self.exchanger = exchanger
         self.title = title or _l("Finish the connection")
 
-    def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
-        """Reached only through the callback URL; show the wizard meanwhile."""
-        return pipeline.render_step()
-
-    def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
+    def post(self, wizard: Wizard, form: Mapping[str, str]) -> StepResult:
         """``form`` is the callback's query string."""
         issuer = form.get("iss")
         if issuer is not None and issuer != self.spec.issuer:
@@ -167,10 +153,10 @@ class OAuthCallbackStep:
             return error(_("The response from the provider had no authorization code."))
         try:
             token = self.exchange(
-                pipeline,
+                wizard,
                 code=code,
-                redirect_uri=str(pipeline.fetch("redirect_uri") or self.spec.redirect_uri()),
-                code_verifier=pipeline.fetch("code_verifier"),
+                redirect_uri=str(wizard.fetch("redirect_uri") or self.spec.redirect_uri()),
+                code_verifier=wizard.fetch("code_verifier"),
             )
         except ProviderError as problem:
             return error(
@@ -180,11 +166,11 @@ class OAuthCallbackStep:
                 ),
                 502,
             )
-        pipeline.bind("token", token)
+        wizard.bind("token", token)
         return advance()
 
     def exchange(
-        self, pipeline: SetupPipeline, *, code: str, redirect_uri: str, code_verifier: str | None
+        self, wizard: Wizard, *, code: str, redirect_uri: str, code_verifier: str | None
     ) -> dict[str, Any]:
         """Call the exchanger. A provider whose client credentials live in the wizard's own
         (state-bound) data overrides this to use exactly those (reliability.md OA-18)."""

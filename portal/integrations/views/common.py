@@ -9,14 +9,10 @@ from ...accounts.models import Organization, User
 from ...accounts.tenancy import current_organization
 from ...extensions import db
 from .. import linking
-from ..catalog import CATALOG
 from ..models import Integration
 from ..providers.base import ChatProvider
 from ..registry import providers
 from ..services import LIVE_STATES, find_integration
-
-#: URL converter argument: only the catalog's providers have pages and callbacks.
-PROVIDER_KEYS = ",".join(entry.key for entry in CATALOG)
 
 
 def get_provider_or_404(key: str) -> ChatProvider:

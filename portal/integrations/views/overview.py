@@ -10,8 +10,8 @@ from ...accounts.permissions import Permission, require
 from ...accounts.tenancy import current_organization
 from ...extensions import db
 from .. import bp
-from ..catalog import CATALOG
 from ..models import AccountLink, Integration
+from ..registry import providers
 from ..services import LIVE_STATES
 
 
@@ -56,7 +56,7 @@ def index() -> str:
         warnings={i.provider: support_services.integration_warnings(i) for i in live},
         reasons=coverage.REASONS,
         organization=organization,
-        catalog=CATALOG,
+        catalog=list(providers.all()),
         integrations=integrations,
         linked=linked,
         member_count=member_count or 0,

@@ -6,7 +6,6 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from ...accounts.models import User
@@ -15,46 +14,27 @@ from ...accounts.tenancy import current_organization
 from ...extensions import db
 from ...htmx import is_partial_request, trigger
 from .. import bp, directory, linking, services
-from ..catalog import CATALOG
-from ..models import AccountLink
-from ..pipeline import CallbackRejected, SetupPipeline, render_setup_error, render_wizard
-from ..registry import providers
-from .common import PROVIDER_KEYS, autolink_region, get_integration_or_404, get_provider_or_404
+from ..pipeline import CallbackRejected, SetupPipeline, callback_refused, setup_page
+from .common import autolink_region, get_integration_or_404, get_provider_or_404
 
 
 @bp.get("/settings/integrations/<provider>")
 @require(Permission.VIEW_ORGANIZATION)
 def provider(provider: str) -> ResponseReturnValue:
     """A provider's page: the wizard while not connected, else the connection and its members."""
-    entry = next((e for e in CATALOG if e.key == provider), None)
-    if entry is None:
-        abort(404)
+    chat = get_provider_or_404(provider)
     organization = current_organization()
-    chat = providers.get(provider)
-    if chat is None:
-        return render_template("integrations/unavailable.html", entry=entry)
     integration = services.find_integration(organization, provider)
     if integration is None or integration.state not in services.LIVE_STATES:
-        kept = 0
-        if integration is not None:
-            kept = (
-                db.session.scalar(
-                    select(func.count())
-                    .select_from(AccountLink)
-                    .where(AccountLink.integration_id == integration.id)
-                )
-                or 0
-            )
-        if current_user.can(Permission.MANAGE_INTEGRATIONS):
-            pipeline = SetupPipeline.resume(chat, organization, current_user)
-            if pipeline is not None and pipeline.record.step_index > 0:
-                return pipeline.render_step(integration=integration, kept_links=kept)
-        return render_wizard(chat, chat.setup_steps(), 0, integration=integration, kept_links=kept)
+        return setup_page(chat, organization, current_user)
     per_page = current_app.config["MEMBERS_PER_PAGE"]
     rows, total = linking.list_members(
         integration, organization, query="", state="", page=1, per_page=per_page
     )
     sync = directory.latest_sync(integration)
+    autolink: dict[str, object] = {"preview": None}
+    if chat.links_by_email and sync is not None and not sync.active:
+        autolink = autolink_region(integration)
     return render_template(
         "integrations/provider.html",
         provider=chat,
@@ -63,13 +43,15 @@ def provider(provider: str) -> ResponseReturnValue:
         if integration.connected_by_id
         else None,
         sync=sync,
-        **({"preview": None} if sync is None or sync.active else autolink_region(integration)),
+        **autolink,
         rows=rows,
         total=total,
         query="",
         state="",
         page=1,
         pages=max(1, -(-total // per_page)),
+        errors={},
+        **chat.page_context(integration),
     )
 
 
@@ -93,7 +75,7 @@ def setup_step(provider: str, step: str) -> ResponseReturnValue:
     return pipeline.handle(request.form)
 
 
-@bp.get(f"/<any({PROVIDER_KEYS}):provider>/oauth/callback")
+@bp.get("/<provider>/oauth/callback")
 @require(Permission.MANAGE_INTEGRATIONS)
 def oauth_callback(provider: str) -> ResponseReturnValue:
     """The provider's redirect back (the registered redirect URI): check, consume, exchange."""
@@ -105,12 +87,18 @@ def oauth_callback(provider: str) -> ResponseReturnValue:
         )
     except CallbackRejected as rejected:
         response = current_app.make_response(
-            render_setup_error(chat, rejected.message, rejected.status)
+            callback_refused(chat, organization, current_user, rejected.message, rejected.status)
         )
     else:
         if pipeline.step.name != "callback":
             response = current_app.make_response(
-                render_setup_error(chat, _("The setup expired. Please start again."), 400)
+                callback_refused(
+                    chat,
+                    organization,
+                    current_user,
+                    _("The setup expired. Please start again."),
+                    400,
+                )
             )
         else:
             response = current_app.make_response(pipeline.handle(request.args))

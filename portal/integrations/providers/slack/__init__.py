@@ -22,8 +22,8 @@ from typing import Any
 
 from ...directory import start_sync
 from ...models import Integration
-from ...pipeline import Step
 from ...registry import providers
+from ...wizard import Step
 from ..base import ChatProvider, ConnectionData, PacingBudget
 from . import setup, views  # noqa: F401  (views: registers POST /slack/events)
 from .client import SlackClient
@@ -35,6 +35,7 @@ class SlackProvider(ChatProvider):
 
     key = "slack"
     name = "Slack"
+    order = 10
     #: chat.postMessage: about 1 per second per channel with short bursts, and a workspace cap
     #: of several hundred per minute; one bucket per workspace at 1/s, burst 5, stays under both.
     rate_per_second = 1.0

@@ -14,7 +14,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ...pipeline import SetupError, Step
+from ...wizard import SetupError, Step
 from ..base import ConnectionData
 from ..oauth import OAuthAuthorizeStep, OAuthCallbackStep, OAuthExchanger, OAuthSpec
 from .client import call_slack, token_expiry, token_secrets, web_client

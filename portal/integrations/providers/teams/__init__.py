@@ -30,8 +30,8 @@ from flask_babel import lazy_gettext as _l
 
 from ...directory import start_sync
 from ...models import Integration
-from ...pipeline import Step
 from ...registry import providers
+from ...wizard import Step
 from ..base import ChatProvider, ConnectionData, PacingBudget
 from . import setup, views  # noqa: F401  (views: registers POST /teams/messages)
 from .client import TeamsClient
@@ -49,6 +49,7 @@ class TeamsProvider(ChatProvider):
 
     key = "teams"
     name = "Microsoft Teams"
+    order = 30
     rate_per_second = TENANT_RATE
     connection_label = _l("Tenant")
     #: Graph /users carries mail (or the userPrincipalName when there is no mailbox).
@@ -62,7 +63,7 @@ class TeamsProvider(ChatProvider):
         return PacingBudget(f"teams:{integration.external_id}", TENANT_RATE, TENANT_BURST)
 
     def setup_steps(self) -> list[Step]:
-        return [setup.AdminConsentStep(), setup.AdminConsentCallbackStep()]
+        return setup.setup_steps()
 
     def unreachable_reason(self, extra: Mapping[str, Any]) -> str | None:
         """Teams lets a bot write to a member only once that member has added it (we learn

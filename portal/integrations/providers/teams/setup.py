@@ -12,18 +12,16 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import current_app
-from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ....database import utcnow
 from ...models import Integration
-from ...pipeline import SetupError, SetupPipeline, StepResult, advance, error, render
+from ...wizard import SetupError, Step, StepResult, Wizard, advance, error
 from ..base import ConnectionData, ProviderError
-from ..oauth import top_level_redirect
+from ..oauth import OAuthAuthorizeStep, OAuthSpec
 from .client import TeamsClient
 from .tokens import GRAPH_SCOPE, acquire_token, forget_tokens, token_tenant_id
 
@@ -32,50 +30,35 @@ log = logging.getLogger("portal.integrations.teams")
 GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
-def consent_redirect_uri() -> str:
-    """The one registered redirect URI: PUBLIC_BASE_URL + /teams/oauth/callback."""
-    return f"{str(current_app.config['PUBLIC_BASE_URL']).rstrip('/')}/teams/oauth/callback"
+#: 「Microsoft Teamsと連携する」: Entra's v2 admin consent for the app in the admin's tenant.
+#: "organizations": the admin's own tenant, whichever it is (never "common" on v2). No PKCE:
+#: admin consent returns no code, only the tenant (proven in the callback step).
+TEAMS_SPEC = OAuthSpec(
+    provider_key="teams",
+    authorize_url_setting="MS_CONSENT_URL",
+    authorize_path="/organizations/v2.0/adminconsent",
+    client_id_setting="MS_APP_ID",
+    required_settings=("MS_CLIENT_SECRET",),
+    scopes=(GRAPH_SCOPE,),
+    pkce=False,
+)
 
 
-class AdminConsentStep:
-    """「Microsoft Teamsと連携する」: send the admin to Entra's v2 admin consent with a state."""
-
-    name = "consent"
-    auto = True
-    title = _l("Connect Microsoft Teams")
-
-    def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
-        return pipeline.render_step()
-
-    def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
-        config = current_app.config
-        if not config.get("MS_APP_ID") or not config.get("MS_CLIENT_SECRET"):
-            return error(_("This chat tool is not configured on this server."), 503)
-        params = {
-            "client_id": str(config["MS_APP_ID"]),
-            "scope": GRAPH_SCOPE,
-            "redirect_uri": consent_redirect_uri(),
-            "state": pipeline.issue_state(),
-        }
-        # "organizations": the admin's own tenant, whichever it is (never "common" on v2).
-        base = str(config["MS_CONSENT_URL"]).rstrip("/")
-        pipeline.record.step_index += 1  # the next request is the callback
-        return render(
-            top_level_redirect(f"{base}/organizations/v2.0/adminconsent?{urlencode(params)}")
-        )
+def setup_steps() -> list[Step]:
+    """Admin consent (the shared authorize step) and the proof of the tenant."""
+    return [
+        OAuthAuthorizeStep(TEAMS_SPEC, title=_l("Connect Microsoft Teams"), name="consent"),
+        AdminConsentCallbackStep(),
+    ]
 
 
-class AdminConsentCallbackStep:
+class AdminConsentCallbackStep(Step):
     """The consent answer: trust the ``tenant`` only once a token for it proves it (OA-17)."""
 
     name = "callback"
-    auto = False
     title = _l("Confirm the tenant")
 
-    def get(self, pipeline: SetupPipeline) -> ResponseReturnValue:
-        return pipeline.render_step()
-
-    def post(self, pipeline: SetupPipeline, form: Mapping[str, str]) -> StepResult:
+    def post(self, wizard: Wizard, form: Mapping[str, str]) -> StepResult:
         problem = form.get("error")
         if problem:
             if problem in ("access_denied", "consent_required", "permission_denied"):
@@ -106,8 +89,8 @@ class AdminConsentCallbackStep:
         if token_tenant_id(token) != tenant:
             log.warning("teams consent: token tid does not match the returned tenant")
             return error(_("Microsoft did not confirm the consent for this tenant."))
-        pipeline.bind("tenant_id", tenant)
-        pipeline.bind("consented_at", utcnow().isoformat())
+        wizard.bind("tenant_id", tenant)
+        wizard.bind("consented_at", utcnow().isoformat())
         return advance()
 
 

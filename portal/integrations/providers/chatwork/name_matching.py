@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from ..accounts.models import Organization, User
-from ..audit import service as audit
-from ..audit.events import ACTIONS, register
-from ..extensions import db
-from .models import AccountLink, ChatAccount, Integration, LinkMethod
+from ....accounts.models import Organization, User
+from ....audit import service as audit
+from ....audit.events import ACTIONS, register
+from ....extensions import db
+from ...models import AccountLink, ChatAccount, Integration, LinkMethod
 
 if "link.suggestions_confirmed" not in ACTIONS:
     register("link.suggestions_confirmed", "positive", _l("Members linked from name suggestions"))

@@ -1,0 +1,98 @@
+"""Chatwork: each company's own OAuth client, consent as the notification account, contacts, DMs.
+
+Setup (the vendor's "ChatWorkの連携方法", ``setup.py``): the admin registers an OAuth client on
+Chatwork, enters its client ID and secret here and allows access on Chatwork's consent page;
+there is no service-wide app. Everything is posted as the connecting account; the directory is
+its contacts (no e-mail), so members are matched by name (``name_matching.py``).
+
+Settings: CHATWORK_AUTHORIZE_URL, CHATWORK_TOKEN_URL, CHATWORK_API_URL, CHATWORK_WWW_URL (and
+PROVIDER_CA_BUNDLE for the sandbox only). Optional: CHATWORK_RATE_LIMIT (300) and
+CHATWORK_RATE_WINDOW (300 s) — the per-token limit the pacing stays under.
+
+The package: ``client.py`` (API v2, tokens), ``setup.py`` (the wizard), ``name_matching.py``,
+``page.py`` (the connected page's values), ``views.py`` (the suggestions), ``templates/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from ...directory import start_sync
+from ...models import Integration
+from ...registry import providers
+from ...wizard import Step
+from ..base import ChatProvider, ConnectionData, PacingBudget, ProviderError
+from . import name_matching, page, setup, views  # noqa: F401  (views: the suggestion routes)
+from .client import ChatworkClient
+
+#: The pacing bucket's burst; the rate is set so burst + rate x window stays under the limit,
+#: with a few requests left for the contacts sync and GET /me.
+BURST = 10
+RESERVE = 5
+
+
+@providers.register
+class ChatworkProvider(ChatProvider):
+    """Chatwork: the organization's own OAuth client, contacts as the directory, DMs."""
+
+    key = "chatwork"
+    name = "Chatwork"
+    order = 20
+    rate_per_second = 1.0
+    setup_preparation = (
+        _l("Prepare the Chatwork account"),
+        _l("Register an OAuth client on Chatwork"),
+    )
+
+    def client(self, integration: Integration) -> ChatworkClient:
+        return ChatworkClient(integration)
+
+    def pacing(self, integration: Integration) -> PacingBudget:
+        """One bucket per connected account (= per token): ``BURST`` + rate x window stays a
+        few requests under Chatwork's 300 requests / 5 minutes."""
+        return PacingBudget(f"chatwork:{integration.external_id}", self.send_rate(), BURST)
+
+    def unlinked_reasons(
+        self, integration: Integration, user_ids: Sequence[int]
+    ) -> Mapping[int, str]:
+        """Contacts carry no e-mail, so "no e-mail match" says nothing here: a member's name
+        matches one contact (a suggestion), several, or none (not a contact of the account)."""
+        reasons = name_matching.suggest(integration, sample=0).reasons
+        return {user_id: reasons[user_id] for user_id in user_ids if user_id in reasons}
+
+    def refreshes_tokens(self, integration: Integration) -> bool:
+        """The 15-30-minute access token is refreshed on use (offline_access: the refresh token
+        does not expire)."""
+        return True
+
+    @staticmethod
+    def send_rate() -> float:
+        """Messages per second the worker may send for one token."""
+        config = current_app.config
+        limit = float(config.get("CHATWORK_RATE_LIMIT", 300))
+        window = float(config.get("CHATWORK_RATE_WINDOW", 300))
+        return max(0.01, (limit - BURST - RESERVE) / window)
+
+    def setup_steps(self) -> list[Step]:
+        return setup.setup_steps(self)
+
+    def exchange_code(
+        self, *, code: str, redirect_uri: str, code_verifier: str | None
+    ) -> dict[str, Any]:
+        """Never used: the callback step exchanges with the wizard's own credentials."""
+        raise ProviderError("no client credentials", code="no_client")
+
+    def build_connection(self, data: Mapping[str, Any]) -> ConnectionData:
+        return setup.build_connection(data)
+
+    def after_connect(self, integration: Integration, actor_id: int | None) -> None:
+        """Read the contacts in the background (progress on the page)."""
+        start_sync(integration, actor_id)
+
+    def page_context(self, integration: Integration) -> dict[str, Any]:
+        """The connected account's client form, the backlog and the name suggestions."""
+        return page.connected_context(integration, self.send_rate())
