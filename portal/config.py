@@ -13,6 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+# The providers declare their URL settings; importing the package registers all of them.
+from .integrations.providers import providers
+
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
 
@@ -20,44 +23,21 @@ INSTANCE = ROOT / "instance"
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # noqa: S105 - refused in production
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHktZW5jcnlwdGlvbi1rZXktMzJieXRlcyE="
 
-# Real provider hosts. Development and tests point these at the sandbox instead.
-PROVIDER_URL_DEFAULTS = {
-    "SLACK_AUTHORIZE_URL": "https://slack.com/oauth/v2/authorize",
-    "SLACK_API_URL": "https://slack.com/api/",
-    "CHATWORK_WWW_URL": "https://www.chatwork.com",
-    "CHATWORK_AUTHORIZE_URL": "https://www.chatwork.com/packages/oauth2/login.php",
-    "CHATWORK_TOKEN_URL": "https://oauth.chatwork.com/token",
-    "CHATWORK_API_URL": "https://api.chatwork.com/v2",
-    "MS_CONSENT_URL": "https://login.microsoftonline.com",
-    "MS_LOGIN_URL": "https://login.microsoftonline.com",
-    "MS_GRAPH_URL": "https://graph.microsoft.com",
-    "BOTFRAMEWORK_OPENID_URL": (
-        "https://login.botframework.com/v1/.well-known/openidconfiguration"
-    ),
-}
-
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else default
 
 
-def _sandbox_urls(http: str, https: str) -> dict[str, str]:
-    """Provider URLs of a sandbox reachable at ``http`` (browser pages) and ``https`` (APIs)."""
-    return {
-        "SLACK_AUTHORIZE_URL": f"{http}/slack/oauth/v2/authorize",
-        "SLACK_API_URL": f"{https}/slack/api/",
-        "CHATWORK_WWW_URL": f"{http}/chatwork/www",
-        "CHATWORK_AUTHORIZE_URL": f"{http}/chatwork/www/packages/oauth2/login.php",
-        "CHATWORK_TOKEN_URL": f"{https}/chatwork/oauth/token",
-        "CHATWORK_API_URL": f"{https}/chatwork/api/v2",
-        "MS_CONSENT_URL": f"{http}/microsoft/login",
-        "MS_LOGIN_URL": f"{https}/microsoft/login",
-        "MS_GRAPH_URL": f"{https}/microsoft/graph",
-        "BOTFRAMEWORK_OPENID_URL": (
-            f"{https}/microsoft/botframework/v1/.well-known/openidconfiguration"
-        ),
-    }
+def provider_url_defaults() -> dict[str, str]:
+    """Every provider URL setting with its real provider host (``ChatProvider.url_settings``)."""
+    return {setting.name: setting.default for setting in providers.url_settings()}
+
+
+def sandbox_urls(http: str, https: str) -> dict[str, str]:
+    """Provider URLs of a sandbox reachable at ``http`` (browser pages) and ``https`` (APIs):
+    development's defaults, and what tests starting a sandbox on free ports configure."""
+    return {setting.name: setting.sandbox_url(http, https) for setting in providers.url_settings()}
 
 
 class BaseConfig:
@@ -137,7 +117,8 @@ class BaseConfig:
     TEAMS_SERVICE_URL_HOSTS = _env("TEAMS_SERVICE_URL_HOSTS", "smba.trafficmanager.net")
 
     def __init__(self) -> None:
-        for key, default in PROVIDER_URL_DEFAULTS.items():
+        # Real provider hosts; development and tests point these at the sandbox instead.
+        for key, default in provider_url_defaults().items():
             setattr(self, key, _env(key, default))
 
 
@@ -162,7 +143,7 @@ class DevelopmentConfig(BaseConfig):
 
     def __init__(self) -> None:
         super().__init__()
-        sandbox = _sandbox_urls(
+        sandbox = sandbox_urls(
             _env("SANDBOX_HTTP_URL", "http://127.0.0.1:5001") or "",
             _env("SANDBOX_HTTPS_URL", "https://127.0.0.1:5443") or "",
         )
@@ -194,11 +175,6 @@ CONFIGS: dict[str, type[BaseConfig]] = {
 }
 
 
-def sandbox_urls(http: str, https: str) -> dict[str, str]:
-    """Public form of :func:`_sandbox_urls` for tests that start a sandbox on free ports."""
-    return _sandbox_urls(http, https)
-
-
 class ConfigError(RuntimeError):
     """The process must not start with this configuration."""
 
@@ -218,7 +194,7 @@ def check_production(config: dict[str, Any]) -> None:
         problems.append("OAUTHLIB_INSECURE_TRANSPORT must not be set")
     if not str(config.get("PUBLIC_BASE_URL", "")).startswith("https://"):
         problems.append("PUBLIC_BASE_URL must be https://")
-    for key in PROVIDER_URL_DEFAULTS:
+    for key in provider_url_defaults():
         value = str(config.get(key, ""))
         if not value.startswith("https://") or "127.0.0.1" in value or "localhost" in value:
             problems.append(f"{key} must point at the real provider over https")

@@ -12,6 +12,8 @@ from flask import Flask, g, request
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from .integrations.registry import providers
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 #: Query parameters whose values never reach a log line: the OAuth callback's code and state,
 #: and any token or secret a client might put in a URL by mistake.
@@ -65,13 +67,15 @@ def _origin(url: str) -> str:
 def content_security_policy(app: Flask) -> str:
     """The portal's CSP: scripts and styles from our origin only, nothing inline, no eval.
 
-    ``form-action`` lists the providers' consent pages because browsers apply it to the
-    redirect that follows a form post ("Add to Slack" posts to us, we answer 302 to Slack).
+    ``form-action`` lists the providers' consent pages (``ChatProvider.consent_settings``)
+    because browsers apply it to the redirect that follows a form post ("Add to Slack" posts to
+    us, we answer 302 to Slack).
     """
     consent_origins = sorted(
         {
             _origin(app.config[key])
-            for key in ("SLACK_AUTHORIZE_URL", "CHATWORK_AUTHORIZE_URL", "MS_CONSENT_URL")
+            for provider in providers.all()
+            for key in provider.consent_settings
         }
     )
     return "; ".join(

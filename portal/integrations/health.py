@@ -9,7 +9,7 @@ from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
 from ..tasks import task
-from ..templating import PROVIDER_NAMES
+from ..templating import provider_name
 from .models import AccountLink, Integration, IntegrationState
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def _send_admin_alerts(integration_id: int) -> None:
         return
     organization = db.session.get(Organization, integration.organization_id)
     link = mail.external_url("integrations.index")
-    provider = PROVIDER_NAMES.get(integration.provider, integration.provider)
+    provider = provider_name(integration.provider)
     mail.email_admins(
         integration.organization_id,
         "admin_alert",

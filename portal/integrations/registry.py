@@ -14,7 +14,7 @@ from flask import abort
 from jinja2 import BaseLoader, Environment, FileSystemLoader, TemplateNotFound
 
 if TYPE_CHECKING:  # every provider module imports this one to register itself
-    from .providers.base import ChatProvider
+    from .providers.base import ChatProvider, URLSetting
 
 #: Where provider templates are named from, so existing template names keep resolving.
 TEMPLATE_PREFIX = "integrations/providers/"
@@ -46,6 +46,10 @@ class ProviderRegistry:
 
     def keys(self) -> list[str]:
         return [provider.key for provider in self.all()]
+
+    def url_settings(self) -> list[URLSetting]:
+        """Every provider's URL settings, in provider order."""
+        return [setting for provider in self.all() for setting in provider.url_settings]
 
     def template_loader(self) -> ProviderTemplates:
         """A Jinja loader for every registered provider's own templates."""

@@ -20,7 +20,7 @@ from ..notifications.models import Delivery, DeliveryState, Notification
 from ..notifications.services import wake
 from ..support import events as _events  # noqa: F401  (registers the audit actions)
 from ..tasks import task
-from ..templating import PROVIDER_NAMES
+from ..templating import provider_name
 from . import notices
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def _send_disowned_alerts(integration_id: int, user_id: int, account_name: str) 
     if integration is None or member is None:
         return
     url = mail.external_url("integrations.members", provider=integration.provider)
-    provider = PROVIDER_NAMES.get(integration.provider, integration.provider)
+    provider = provider_name(integration.provider)
     mail.email_admins(
         integration.organization_id,
         "link_disowned",

@@ -2,47 +2,25 @@
 
 Generic reasons come from the directory and the links; a provider refines them through
 ``ChatProvider.unlinked_reasons`` (Chatwork: suggestion, ambiguous name, not a contact) and
-``ChatProvider.unreachable_reason`` (Teams: linked, but the bot is not installed). Each reason
-carries its one-click next step as data (:data:`REASONS`); the dashboard only renders them.
+``ChatProvider.unreachable_reason`` (Teams: linked, but the bot is not installed), and declares
+those reasons in ``ChatProvider.coverage_reasons``. Each reason carries its one-click next step
+as data (:data:`REASONS` and the providers'); the dashboard only renders them.
 Four whole-organization queries, no per-member query: fine at 10,000 members.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from flask import url_for
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from ..accounts.models import User
 from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
+from ..integrations.providers.base import CoverageReason as Reason
 from ..integrations.registry import providers
-
-
-@dataclass(frozen=True)
-class Reason:
-    """Why some members get no DM, and the page (``endpoint`` with ``provider=``) that fixes it."""
-
-    label: Any
-    step: Any
-    endpoint: str = "integrations.members"
-    args: tuple[tuple[str, str], ...] = ()
-    anchor: str | None = None
-    #: The members are linked, but not reachable: they do not count as working.
-    linked: bool = False
-    #: A directory re-sync may clear it (the account came back, a contact was accepted).
-    resync: bool = False
-
-    def url(self, provider: str, extra: Mapping[str, str]) -> str:
-        """Where the next step is taken, keeping ``extra`` (support staff's ``org``)."""
-        values: dict[str, Any] = {"provider": provider, **dict(self.args), **extra}
-        return url_for(self.endpoint, _anchor=self.anchor, **values)
-
 
 UNLINKED = (("state", "unlinked"),)
 LINKED = (("state", "linked"),)
@@ -63,31 +41,6 @@ REASONS: dict[str, Reason] = {
         args=UNLINKED,
         resync=True,
     ),
-    "suggestion_available": Reason(
-        _l("The name matches one Chatwork contact: a suggestion is ready"),
-        _l("Review the suggestions"),
-        "integrations.provider",
-        anchor="chatwork-suggestions",
-    ),
-    "ambiguous_name": Reason(
-        _l("The name matches several Chatwork contacts"),
-        _l("Choose the account by hand"),
-        args=UNLINKED,
-    ),
-    "not_contact": Reason(
-        _l("Not a Chatwork contact of the connected account"),
-        _l("Send a contact request, then re-sync"),
-        "integrations.provider",
-        anchor="chatwork-not-contacts",
-        resync=True,
-    ),
-    "bot_not_installed": Reason(
-        _l("Linked, but the bot is not installed for them"),
-        _l("Ask them to add the bot in Teams"),
-        "integrations.provider",
-        anchor="teams-bot-installs",
-        linked=True,
-    ),
     "deactivated": Reason(
         _l("Linked account deactivated in the chat tool"),
         _l("Review these links"),
@@ -105,6 +58,20 @@ REASONS: dict[str, Reason] = {
 }
 
 
+def reasons_for(provider_key: str) -> dict[str, Reason]:
+    """The generic reasons and the provider's own (``ChatProvider.coverage_reasons``)."""
+    provider = providers.get(provider_key)
+    return {**REASONS, **(provider.coverage_reasons if provider else {})}
+
+
+def all_reasons() -> dict[str, Reason]:
+    """Every reason any provider gives (their keys never collide), for the dashboard."""
+    merged = dict(REASONS)
+    for provider in providers.all():
+        merged.update(provider.coverage_reasons)
+    return merged
+
+
 @dataclass
 class Coverage:
     integration: Integration
@@ -119,7 +86,8 @@ class Coverage:
     @property
     def working(self) -> int:
         """Linked and reachable: linked minus the links a reason marks unreachable."""
-        unreachable = (n for r, n in self.reasons.items() if r in REASONS and REASONS[r].linked)
+        known = reasons_for(self.integration.provider)
+        unreachable = (n for r, n in self.reasons.items() if r in known and known[r].linked)
         return self.linked - sum(unreachable)
 
 
@@ -157,6 +125,7 @@ def compute(integration: Integration) -> Coverage:
             key = _normalize(email)
             free_emails[key] = free_emails.get(key, False) or bool(active)
     provider = providers.get(integration.provider)
+    known = reasons_for(integration.provider)
     coverage.members = len(members)
     active_ids = {member.id for member in members}
     linked_users = set()
@@ -165,7 +134,7 @@ def compute(integration: Integration) -> Coverage:
         if user_id not in active_ids:
             continue
         if flagged:  # a refusal the dashboard knows better by name (bot_not_installed)
-            coverage.reasons[flagged if flagged in REASONS else "flagged"] += 1
+            coverage.reasons[flagged if flagged in known else "flagged"] += 1
         elif not active:
             coverage.reasons["deactivated"] += 1
         elif provider and (reason := provider.unreachable_reason(extra or {})):

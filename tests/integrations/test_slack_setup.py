@@ -25,8 +25,8 @@ from portal.integrations.models import (
     IntegrationState,
     SetupSession,
 )
-from portal.integrations.pipeline import SetupError
 from portal.integrations.providers.slack import SlackProvider
+from portal.integrations.wizard import SetupError
 from sandbox.testing import RunningSandbox
 from tests.integrations.conftest import calls
 from tests.integrations.slack_flow import consent, install, query_of, start_install

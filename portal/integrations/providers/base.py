@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from flask import url_for
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
@@ -63,6 +64,46 @@ class PacingBudget:
     key: str
     rate: float
     burst: int = 1
+
+
+@dataclass(frozen=True)
+class URLSetting:
+    """A provider URL the configuration reads from the environment variable ``name``.
+
+    ``default`` is the real provider's; the sandbox serves it at the path ``sandbox``, on its
+    browser port (``browser``: consent and registration pages, plain HTTP) or else on its HTTPS
+    API port. Production refuses a value that is not https or points at this machine.
+    """
+
+    name: str
+    default: str
+    sandbox: str
+    browser: bool = False
+
+    def sandbox_url(self, http: str, https: str) -> str:
+        """The URL on a sandbox reachable at ``http`` (browser pages) and ``https`` (APIs)."""
+        return f"{http if self.browser else https}{self.sandbox}"
+
+
+@dataclass(frozen=True)
+class CoverageReason:
+    """Why some members get no DM, and the page (``endpoint`` with ``provider=``) that fixes it:
+    the coverage dashboard's one-click next step (``support/coverage.py``)."""
+
+    label: Any
+    step: Any
+    endpoint: str = "integrations.members"
+    args: tuple[tuple[str, str], ...] = ()
+    anchor: str | None = None
+    #: The members are linked, but not reachable: they do not count as working.
+    linked: bool = False
+    #: A directory re-sync may clear it (the account came back, a contact was accepted).
+    resync: bool = False
+
+    def url(self, provider: str, extra: Mapping[str, str]) -> str:
+        """Where the next step is taken, keeping ``extra`` (support staff's ``org``)."""
+        values: dict[str, Any] = {"provider": provider, **dict(self.args), **extra}
+        return url_for(self.endpoint, _anchor=self.anchor, **values)
 
 
 class ProviderError(Exception):
@@ -140,6 +181,14 @@ class ChatProvider(abc.ABC):
     name: ClassVar[str]
     #: Where the provider stands in every list (the vendor's help page: Slack, Chatwork, Teams).
     order: ClassVar[int] = 100
+    #: The provider's URLs, read from the environment (``config.py`` asks the registry).
+    url_settings: ClassVar[tuple[URLSetting, ...]] = ()
+    #: The settings among ``url_settings`` the browser is sent to for consent: the CSP's
+    #: ``form-action`` allows their origins (``security.py``).
+    consent_settings: ClassVar[tuple[str, ...]] = ()
+    #: The coverage reasons only this provider gives (``unlinked_reasons``,
+    #: ``unreachable_reason``), with their next steps; the generic ones are in support/coverage.
+    coverage_reasons: ClassVar[Mapping[str, CoverageReason]] = {}
     #: Ask requests per second we allow ourselves per workspace/token (pacing budget).
     rate_per_second: ClassVar[float] = 1.0
     #: What one connection is called on its card, in the vendor's words (Teams: a tenant).
@@ -188,10 +237,16 @@ class ChatProvider(abc.ABC):
         self, integration: Integration, user_ids: Sequence[int]
     ) -> Mapping[int, str]:
         """Provider-specific reasons why these members are not linked, for the coverage
-        dashboard: ``{user_id: reason}`` with a reason from ``support.coverage.REASONS`` such as
-        ``"not_contact"`` (Chatwork). Members left out get the generic reasons (e-mail match
-        available, no e-mail match, account deactivated). The default knows nothing more."""
+        dashboard: ``{user_id: reason}`` with a reason from ``support.coverage.REASONS`` or
+        :attr:`coverage_reasons`, such as ``"not_contact"`` (Chatwork). Members left out get
+        the generic reasons (e-mail match available, no e-mail match, account deactivated).
+        The default knows nothing more."""
         return {}
+
+    def flagged_text(self, reason: str) -> str:
+        """How a member's row says the provider refused messages to the linked account
+        (``AccountLink.flagged_reason``). The default shows the provider's own code."""
+        return reason
 
     def unreachable_reason(self, extra: Mapping[str, Any]) -> str | None:
         """Why a linked account (its ``ChatAccount.extra``) cannot receive a DM yet, if it

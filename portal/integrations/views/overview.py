@@ -54,7 +54,7 @@ def index() -> str:
         "integrations/index.html",
         coverage={i.provider: coverage.compute(i) for i in live},
         warnings={i.provider: support_services.integration_warnings(i) for i in live},
-        reasons=coverage.REASONS,
+        reasons=coverage.all_reasons(),
         organization=organization,
         catalog=list(providers.all()),
         integrations=integrations,

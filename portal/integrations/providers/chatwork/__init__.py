@@ -16,7 +16,7 @@ The package: ``client.py`` (API v2, tokens), ``setup.py`` (the wizard), ``name_m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -25,7 +25,14 @@ from ...directory import start_sync
 from ...models import Integration
 from ...registry import providers
 from ...wizard import Step
-from ..base import ChatProvider, ConnectionData, PacingBudget, ProviderError
+from ..base import (
+    ChatProvider,
+    ConnectionData,
+    CoverageReason,
+    PacingBudget,
+    ProviderError,
+    URLSetting,
+)
 from . import name_matching, page, setup, views  # noqa: F401  (views: the suggestion routes)
 from .client import ChatworkClient
 
@@ -42,7 +49,43 @@ class ChatworkProvider(ChatProvider):
     key = "chatwork"
     name = "Chatwork"
     order = 20
+    url_settings = (
+        URLSetting("CHATWORK_WWW_URL", "https://www.chatwork.com", "/chatwork/www", browser=True),
+        URLSetting(
+            "CHATWORK_AUTHORIZE_URL",
+            "https://www.chatwork.com/packages/oauth2/login.php",
+            "/chatwork/www/packages/oauth2/login.php",
+            browser=True,
+        ),
+        URLSetting(
+            "CHATWORK_TOKEN_URL",
+            "https://oauth.chatwork.com/token",
+            "/chatwork/oauth/token",
+        ),
+        URLSetting("CHATWORK_API_URL", "https://api.chatwork.com/v2", "/chatwork/api/v2"),
+    )
+    consent_settings = ("CHATWORK_AUTHORIZE_URL",)
     rate_per_second = 1.0
+    coverage_reasons: ClassVar[Mapping[str, CoverageReason]] = {
+        "suggestion_available": CoverageReason(
+            _l("The name matches one Chatwork contact: a suggestion is ready"),
+            _l("Review the suggestions"),
+            "integrations.provider",
+            anchor="chatwork-suggestions",
+        ),
+        "ambiguous_name": CoverageReason(
+            _l("The name matches several Chatwork contacts"),
+            _l("Choose the account by hand"),
+            args=(("state", "unlinked"),),
+        ),
+        "not_contact": CoverageReason(
+            _l("Not a Chatwork contact of the connected account"),
+            _l("Send a contact request, then re-sync"),
+            "integrations.provider",
+            anchor="chatwork-not-contacts",
+            resync=True,
+        ),
+    }
     setup_preparation = (
         _l("Prepare the Chatwork account"),
         _l("Register an OAuth client on Chatwork"),

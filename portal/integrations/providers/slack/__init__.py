@@ -20,11 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flask_babel import gettext as _
+
 from ...directory import start_sync
 from ...models import Integration
 from ...registry import providers
 from ...wizard import Step
-from ..base import ChatProvider, ConnectionData, PacingBudget
+from ..base import ChatProvider, ConnectionData, PacingBudget, URLSetting
 from . import setup, views  # noqa: F401  (views: registers POST /slack/events)
 from .client import SlackClient
 
@@ -36,6 +38,16 @@ class SlackProvider(ChatProvider):
     key = "slack"
     name = "Slack"
     order = 10
+    url_settings = (
+        URLSetting(
+            "SLACK_AUTHORIZE_URL",
+            "https://slack.com/oauth/v2/authorize",
+            "/slack/oauth/v2/authorize",
+            browser=True,
+        ),
+        URLSetting("SLACK_API_URL", "https://slack.com/api/", "/slack/api/"),
+    )
+    consent_settings = ("SLACK_AUTHORIZE_URL",)
     #: chat.postMessage: about 1 per second per channel with short bursts, and a workspace cap
     #: of several hundred per minute; one bucket per workspace at 1/s, burst 5, stays under both.
     rate_per_second = 1.0
@@ -54,6 +66,9 @@ class SlackProvider(ChatProvider):
     def refreshes_tokens(self, integration: Integration) -> bool:
         """With token rotation the 12-hour bot token is refreshed before it expires."""
         return bool((integration.config or {}).get("rotation"))
+
+    def flagged_text(self, reason: str) -> str:
+        return str(_("Slack could not reach this account (%(reason)s).", reason=reason))
 
     def setup_steps(self) -> list[Step]:
         return setup.setup_steps(self)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -32,7 +32,7 @@ from ...directory import start_sync
 from ...models import Integration
 from ...registry import providers
 from ...wizard import Step
-from ..base import ChatProvider, ConnectionData, PacingBudget
+from ..base import ChatProvider, ConnectionData, CoverageReason, PacingBudget, URLSetting
 from . import setup, views  # noqa: F401  (views: registers POST /teams/messages)
 from .client import TeamsClient
 
@@ -50,8 +50,33 @@ class TeamsProvider(ChatProvider):
     key = "teams"
     name = "Microsoft Teams"
     order = 30
+    url_settings = (
+        URLSetting(
+            "MS_CONSENT_URL",
+            "https://login.microsoftonline.com",
+            "/microsoft/login",
+            browser=True,
+        ),
+        URLSetting("MS_LOGIN_URL", "https://login.microsoftonline.com", "/microsoft/login"),
+        URLSetting("MS_GRAPH_URL", "https://graph.microsoft.com", "/microsoft/graph"),
+        URLSetting(
+            "BOTFRAMEWORK_OPENID_URL",
+            "https://login.botframework.com/v1/.well-known/openidconfiguration",
+            "/microsoft/botframework/v1/.well-known/openidconfiguration",
+        ),
+    )
+    consent_settings = ("MS_CONSENT_URL",)
     rate_per_second = TENANT_RATE
     connection_label = _l("Tenant")
+    coverage_reasons: ClassVar[Mapping[str, CoverageReason]] = {
+        "bot_not_installed": CoverageReason(
+            _l("Linked, but the bot is not installed for them"),
+            _l("Ask them to add the bot in Teams"),
+            "integrations.provider",
+            anchor="teams-bot-installs",
+            linked=True,
+        ),
+    }
     #: Graph /users carries mail (or the userPrincipalName when there is no mailbox).
     links_by_email = True
 
