@@ -311,8 +311,8 @@ def _send_chat(
     if account is None or account.integration_id != integration.id:
         _fail_with_fallback(delivery, worker, "RecipientNotFound")
         return
-    budget = provider.pacing(integration)
-    wait = _await_token(budget)
+    budgets = provider.budgets(integration, account)
+    wait = next((w for budget in budgets if (w := _await_token(budget)) > 0), 0.0)
     if wait > 0:
         _reschedule(delivery, worker, wait)
         return
@@ -326,7 +326,7 @@ def _send_chat(
         result = provider.client(integration).send_direct_message(account, message)
     except ProviderRateLimited as exc:
         wait = exc.retry_after if exc.retry_after is not None else retry_delay(1)
-        pacing.block(budget.key, wait)
+        pacing.block(budgets[0].key, wait)
         _reschedule(delivery, worker, wait, code=exc.code, error=str(exc))
         return
     except ProviderAuthError as exc:

@@ -22,10 +22,10 @@ from portal.integrations.providers.base import (
     RecipientNotFound,
     TemporaryProviderError,
 )
-from portal.integrations.providers.teams import TeamsProvider
+from portal.integrations.providers.teams import TeamsProvider, conversation_budget
 from portal.integrations.providers.teams.client import render_message
-from portal.notifications import dispatcher
-from portal.notifications.models import Delivery
+from portal.notifications import dispatcher, pacing
+from portal.notifications.models import Delivery, DeliveryState
 from portal.notifications.services import send_test_message
 from sandbox.testing import RunningSandbox
 from tests.integrations.conftest import calls
@@ -247,3 +247,34 @@ def test_pacing_per_tenant_is_under_teams_limit(teams: Integration) -> None:
     budget = TeamsProvider().pacing(teams)
     assert budget.key == f"teams:{teams.external_id}"
     assert budget.rate + budget.burst <= 30  # never more than 30 requests in any second
+
+
+def test_a_dm_draws_from_the_tenant_and_the_members_conversation(
+    teams: Integration,
+    sandbox: RunningSandbox,
+    admin_client: Any,
+    make_user: Any,
+    tenants: dict[str, Any],
+) -> None:
+    """Teams limits each conversation too: the worker waits for that bucket, not the client."""
+    user = make_user(tenants["own"], email="member01@demo.example", name="メンバー 一")
+    assert TeamsProvider().budgets(teams, account(user.email)) == [TeamsProvider().pacing(teams)]
+    install(sandbox, user.email)
+    target = account(user.email)
+    response = admin_client.post_form(
+        f"/settings/integrations/teams/members/{user.id}/link",
+        {"chat_account_id": str(target.id)},
+    )
+    assert response.status_code == 302, response.text[:300]
+    tenant, conversation = TeamsProvider().budgets(teams, target)
+    assert tenant == TeamsProvider().pacing(teams)
+    assert conversation == conversation_budget(str(target.extra["conversation_id"]))
+    assert conversation.key.startswith("teams:conversation:")
+    assert (conversation.rate, conversation.burst) == (0.49, 7)
+    pacing.block(conversation.key, 60)
+    send_test_message(user, actor=tenants["admin"])
+    dispatcher.run_due()
+    delivery = db.session.scalar(select(Delivery).where(Delivery.chat_account_id == target.id))
+    assert delivery is not None
+    assert delivery.state is DeliveryState.RETRYING and delivery.attempts == 0
+    assert not [m for m in received(sandbox, user.email) if "Chat Connect" in m["text"]]

@@ -233,6 +233,12 @@ class ChatProvider(abc.ABC):
             f"{self.key}:{integration.external_id or integration.id}", self.rate_per_second, 1
         )
 
+    def budgets(self, integration: Integration, account: ChatAccount) -> list[PacingBudget]:
+        """Every bucket one DM to ``account`` draws from, widest first; the worker takes a token
+        from each before it sends. The default: the workspace's (:meth:`pacing`). A provider
+        that also limits each conversation (Teams) adds that bucket."""
+        return [self.pacing(integration)]
+
     def unlinked_reasons(
         self, integration: Integration, user_ids: Sequence[int]
     ) -> Mapping[int, str]:

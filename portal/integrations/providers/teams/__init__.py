@@ -20,6 +20,7 @@ uninstall activities), ``views.py`` (``POST /teams/messages``, the bot-installs 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from ...directory import start_sync
-from ...models import Integration
+from ...models import ChatAccount, Integration
 from ...registry import providers
 from ...wizard import Step
 from ..base import ChatProvider, ConnectionData, CoverageReason, PacingBudget, URLSetting
@@ -41,6 +42,16 @@ log = logging.getLogger("portal.integrations.teams")
 #: Teams per-app-per-tenant limit is 30 requests/s: 20/s with bursts of 10 never exceeds it in
 #: any one-second window.
 TENANT_RATE, TENANT_BURST = 20.0, 10
+#: Per conversation (one member's chat): 7/1 s, 8/2 s, 60/30 s, 1800/h. 0.49/s with a burst of
+#: 7 stays under all four.
+CONVERSATION_RATE, CONVERSATION_BURST = 0.49, 7
+
+
+def conversation_budget(conversation: str) -> PacingBudget:
+    """The bucket of one member's conversation, shared by every worker (keyed on a hash: the
+    id is long and says who talks to whom)."""
+    digest = hashlib.sha256(conversation.encode()).hexdigest()[:32]
+    return PacingBudget(f"teams:conversation:{digest}", CONVERSATION_RATE, CONVERSATION_BURST)
 
 
 @providers.register
@@ -86,6 +97,15 @@ class TeamsProvider(ChatProvider):
     def pacing(self, integration: Integration) -> PacingBudget:
         """One bucket per tenant under the 30 requests/s per-app limit."""
         return PacingBudget(f"teams:{integration.external_id}", TENANT_RATE, TENANT_BURST)
+
+    def budgets(self, integration: Integration, account: ChatAccount) -> list[PacingBudget]:
+        """The tenant's bucket, and the member's conversation's once there is one (the first
+        DM creates it)."""
+        budgets = [self.pacing(integration)]
+        conversation = (account.extra or {}).get("conversation_id")
+        if conversation:
+            budgets.append(conversation_budget(str(conversation)))
+        return budgets
 
     def setup_steps(self) -> list[Step]:
         return setup.setup_steps()

@@ -8,7 +8,6 @@ kept, and the bot's token never leaves for a service URL off the allow-list (WH-
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterator, Mapping
@@ -24,7 +23,6 @@ from ..base import (
     DeliveryResult,
     DirectoryEntry,
     Message,
-    PacingBudget,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimited,
@@ -49,9 +47,6 @@ PAGE_SIZE = 999
 USER_FIELDS = "id,displayName,mail,userPrincipalName,accountEnabled,userType"
 #: A background sync waits out Graph's Retry-After this many times, then gives up for now.
 GRAPH_WAITS = 5
-#: Per conversation (one member's chat): 7/1 s, 8/2 s, 60/30 s, 1800/h. 0.49/s with a burst of
-#: 7 stays under all four; a short wait is slept, a longer one rescheduled.
-CONVERSATION_RATE, CONVERSATION_BURST, CONVERSATION_MAX_SLEEP = 0.49, 7, 2.5
 RETRYABLE_STATUSES = frozenset({412, 500, 502, 503, 504})
 BUTTON_LABELS = {"ja": "詳細を開く", "en": "Open"}
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -209,7 +204,6 @@ class TeamsClient:
     def _send(
         self, account: ChatAccount, conversation: str, activity: dict[str, Any]
     ) -> DeliveryResult:
-        _pace_conversation(conversation)
         answer = self.connector(
             str((account.extra or {}).get("service_url") or ""),
             f"v3/conversations/{quote(conversation, safe=':@')}/activities",
@@ -342,22 +336,3 @@ def _entry(user: Mapping[str, Any]) -> DirectoryEntry | None:
         email=email[:254] or None,
         extra={"guest": user.get("userType") == "Guest"},
     )
-
-
-def _pace_conversation(conversation: str) -> None:
-    """Stay under Teams' per-conversation limits, shared by every worker (DB token bucket)."""
-    from ....notifications import pacing  # the delivery pipeline imports the providers
-
-    budget = PacingBudget(
-        f"teams:conversation:{hashlib.sha256(conversation.encode()).hexdigest()[:32]}",
-        CONVERSATION_RATE,
-        CONVERSATION_BURST,
-    )
-    wait = pacing.take(budget)
-    if wait <= 0:
-        return
-    if wait > CONVERSATION_MAX_SLEEP:
-        raise ProviderRateLimited("conversation paced", retry_after=wait, code="conversation_paced")
-    time.sleep(wait)
-    if pacing.take(budget) > 0:
-        raise ProviderRateLimited("conversation paced", retry_after=1.0, code="conversation_paced")
