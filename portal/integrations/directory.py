@@ -21,6 +21,7 @@ from ..database import utcnow
 from ..extensions import db
 from ..tasks import task
 from . import linking
+from .health import alert_admins, mark_needs_reconnect
 from .models import ChatAccount, DirectorySync, Integration, IntegrationState, SyncState
 from .providers.base import DirectoryEntry, ProviderAuthError, ProviderError
 from .registry import providers
@@ -89,8 +90,6 @@ def run_sync(run_id: int) -> DirectorySync | None:
             db.session.commit()
     except ProviderError as problem:
         db.session.rollback()
-        from .health import alert_admins, mark_needs_reconnect  # health imports templating
-
         dead_token = isinstance(problem, ProviderAuthError)
         if dead_token:
             mark_needs_reconnect(integration, problem.code)

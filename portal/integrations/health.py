@@ -8,6 +8,8 @@ from ..accounts.models import Organization
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
+from ..notifications import mail
+from ..notifications.explain import explain_error
 from ..tasks import task
 from ..templating import provider_name
 from .models import AccountLink, Integration, IntegrationState
@@ -57,9 +59,6 @@ def alert_admins(integration_id: int) -> None:
 
 @task()
 def _send_admin_alerts(integration_id: int) -> None:
-    from ..notifications import mail
-    from ..notifications.explain import explain_error
-
     integration = db.session.get(Integration, integration_id)
     if integration is None:
         return

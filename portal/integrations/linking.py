@@ -24,6 +24,7 @@ from ..accounts.models import Organization, User
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
+from ..me import notices
 from ..notifications import services as notifications
 from ..notifications.models import Channel
 from ..paging import contains_ci
@@ -94,13 +95,6 @@ def _account_data(account: ChatAccount) -> dict[str, Any]:
     return {"external_id": account.external_id, "name": account.name, "email": account.email}
 
 
-def _notices() -> Any:
-    """Link-change notices to the member (portal/me/notices.py), called after each commit."""
-    from ..me import notices
-
-    return notices
-
-
 def find_link(integration: Integration, user_id: int) -> AccountLink | None:
     """The member's link in this integration, if any."""
     return db.session.scalar(
@@ -169,7 +163,7 @@ def link_account(
         # Someone linked the same account a moment earlier (unique per integration).
         db.session.rollback()
         raise LinkConflict(_("This account is already linked to another member.")) from None
-    _notices().link_created(link)
+    notices.link_created(link)
     return link
 
 
@@ -193,7 +187,7 @@ def unlink_account(integration: Integration, user: User, *, actor: User | None) 
     )
     db.session.delete(link)
     db.session.commit()
-    _notices().link_removed(integration, user, account)
+    notices.link_removed(integration, user, account)
     return True
 
 
@@ -292,7 +286,7 @@ def apply_email_matches(integration: Integration, *, actor: User | None) -> int:
     """
     batch, user_ids = _link_matches(integration, actor=actor, sync=None)
     db.session.commit()
-    _notices().links_created(integration, user_ids, committed=True)
+    notices.links_created(integration, user_ids, committed=True)
     return batch.linked if batch else 0
 
 
@@ -309,7 +303,7 @@ def auto_link(integration: Integration, sync: DirectorySync) -> int:
     except Exception:
         db.session.rollback()
         raise
-    _notices().links_created(integration, user_ids, committed=True)
+    notices.links_created(integration, user_ids, committed=True)
     return sync.auto_linked
 
 
@@ -493,7 +487,7 @@ def undo_batch(integration: Integration, batch_id: int, *, actor: User) -> int:
     # Read before the commit expires the accounts (else one SELECT each to reload them).
     told = [(row.user_id, row.ChatAccount.id, row.ChatAccount.name) for row in rows]
     db.session.commit()
-    _notices().links_removed(integration, told)
+    notices.links_removed(integration, told)
     return removed
 
 

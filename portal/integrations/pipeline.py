@@ -47,7 +47,7 @@ from . import services
 from .models import AccountLink, Integration, SetupSession
 from .wizard import Attempt, SetupError, Step
 
-if TYPE_CHECKING:  # every provider module imports this one (for its steps)
+if TYPE_CHECKING:  # a cycle: the provider packages import the engine (Chatwork's page reads it)
     from .providers.base import ChatProvider
 
 log = logging.getLogger("portal.integrations.setup")

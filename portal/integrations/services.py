@@ -20,6 +20,7 @@ from ..accounts.models import Organization, User
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
+from .health import alert_admins, mark_needs_reconnect
 from .models import AccountLink, ChatAccount, Integration, IntegrationState, LinkBatch
 from .providers.base import ChatProvider, ConnectionData, ProviderError
 from .wizard import SetupError
@@ -131,8 +132,6 @@ def handle_revoked(integration: Integration, reason: str) -> None:
     The integration needs reconnecting (banner, admins e-mailed by ``mark_needs_reconnect``),
     its secrets are deleted (OA-27), deliveries fall back to e-mail.
     """
-    from .health import alert_admins, mark_needs_reconnect  # health imports templating
-
     if integration.state not in LIVE_STATES:
         return
     mark_needs_reconnect(integration, reason)

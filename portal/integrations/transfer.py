@@ -27,6 +27,8 @@ from sqlalchemy import select
 from ..accounts.models import Organization, User
 from ..audit import service as audit
 from ..extensions import db
+from ..me import notices
+from ..support import events  # noqa: F401  (registers the links.* audit actions)
 from .models import AccountLink, ChatAccount, Integration, LinkMethod
 
 #: Largest accepted upload; larger files are refused before parsing (MAX_CONTENT_LENGTH is 60 MB).
@@ -46,11 +48,6 @@ HEADERS = {
 }
 EXPORT_HEADER = ("email", "member_name", "account_id", "account_name", "method", "linked_at")
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _register_actions() -> None:
-    """The links.* audit actions live with the people work (imported late: no import cycle)."""
-    from ..support import events  # noqa: F401
 
 
 def safe_cell(value: object) -> str:
@@ -108,7 +105,6 @@ def export_lines(integration: Integration) -> Iterator[str]:
 
 def record_export(integration: Integration, organization: Organization) -> None:
     """Exports carry personal data: who exported which provider's links is audited."""
-    _register_actions()
     audit.record(
         "links.exported",
         organization=organization,
@@ -400,7 +396,6 @@ def apply_import(integration: Integration, data: bytes, *, actor: User) -> Impor
     plan = plan_import(integration, data)
     if not plan.ok or not plan.changes:
         return plan
-    _register_actions()
     organization = db.session.get(Organization, integration.organization_id)
     accounts = {
         a.id: a
@@ -486,8 +481,6 @@ def apply_import(integration: Integration, data: bytes, *, actor: User) -> Impor
         },
     )
     db.session.commit()
-    from ..me import notices
-
     notices.links_created(
         integration, [c.user_id for c in plan.added + plan.changed], committed=True
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-if TYPE_CHECKING:  # labels are lazy translations; only their type is needed here
+if TYPE_CHECKING:  # this module stays free of Flask: flask_babel and the models are types here
     from flask_babel.speaklater import LazyString
 
     from .models import Integration

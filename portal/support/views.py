@@ -12,6 +12,7 @@ from ..accounts.tenancy import current_organization
 from ..audit.events import ACTIONS
 from ..converters import parse_id
 from ..extensions import db
+from ..me import services as member_services
 from ..notifications import stuck
 from ..notifications.backoff import MAX_ATTEMPTS
 from ..notifications.explain import STATE_LABELS, explain_error
@@ -45,13 +46,11 @@ def member(user_id: int) -> str:
     notification = services.notification_or_none(organization, user, chosen) if chosen else None
     if raw and notification is None:
         abort(404)
-    from ..me.services import own_links
-
     return render_template(
         "support/member.html",
         organization=organization,
         member=user,
-        links=own_links(user),
+        links=member_services.own_links(user),
         history=services.link_history(organization, user),
         deliveries=services.recent_deliveries(organization, user),
         notification=notification,

@@ -13,17 +13,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 from flask import url_for
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
 from ...crypto import SecretUnavailable
-
-if TYPE_CHECKING:
-    from ..models import ChatAccount, Integration
-    from ..wizard import Step
+from ..models import ChatAccount, Integration
+from ..wizard import Step
 
 
 @dataclass(frozen=True)

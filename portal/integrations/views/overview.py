@@ -9,6 +9,8 @@ from ...accounts.models import User
 from ...accounts.permissions import Permission, require
 from ...accounts.tenancy import current_organization
 from ...extensions import db
+from ...support import coverage
+from ...support import services as support_services
 from .. import bp
 from ..models import AccountLink, Integration
 from ..registry import providers
@@ -46,9 +48,6 @@ def index() -> str:
             )
         )
     }
-    from ...support import coverage
-    from ...support import services as support_services
-
     live = [i for i in integrations.values() if i.state in LIVE_STATES]
     return render_template(
         "integrations/index.html",
