@@ -6,14 +6,15 @@ PostgreSQL concurrent workers claim with ``FOR UPDATE SKIP LOCKED`` so no row is
 of them (DL-11); on SQLite the claiming UPDATE is one statement under the database write lock.
 Outcomes are written only while this worker still holds the lease.
 
-Outcomes:
+The send itself is the channel's transport (:mod:`.channels`: e-mail, a chat provider's DM);
+it answers with an outcome and this module records it:
 - sent → ``sent`` with the provider's message id.
-- rate limited → ``retrying`` no earlier than ``Retry-After``; the whole workspace's bucket is
-  blocked too; does not count as an attempt.
-- temporary (5xx, timeout, connection) → ``retrying`` with capped exponential backoff and full
-  jitter; after ``MAX_ATTEMPTS`` → ``dead`` (replayable) and an e-mail fallback.
-- permanent (revoked token, unknown user) → ``failed`` at once, e-mail fallback once, the
-  integration marked for reconnection or the link flagged (DL-07).
+- later (pacing; rate limited → no earlier than ``Retry-After``, the whole workspace's bucket
+  blocked too) → ``retrying``; does not count as an attempt.
+- retry (5xx, timeout, connection) → ``retrying`` with capped exponential backoff and full
+  jitter; after ``MAX_ATTEMPTS`` → ``dead`` (replayable) and the fallback (e-mail).
+- failed (revoked token, unknown user) → ``failed`` at once, the fallback once; the chat
+  transport has marked the integration for reconnection or flagged the link (DL-07).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
@@ -30,37 +30,17 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import case, or_, select, update
 
-from ..accounts.models import Organization, User
-from ..crypto import SecretUnavailable
+from ..accounts.models import User
 from ..database import utcnow, write_section
 from ..extensions import db
-from ..integrations import health
-from ..integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
-from ..integrations.providers.base import (
-    Message,
-    PacingBudget,
-    ProviderAuthError,
-    ProviderError,
-    ProviderRateLimited,
-    RecipientNotFound,
-)
-from ..integrations.registry import providers
-from . import mail, pacing
+from ..integrations.models import ChatAccount, Integration
 from .backoff import MAX_ATTEMPTS, retry_delay
-from .explain import explain_reason
-from .models import (
-    LEASE_EXPIRED,
-    UNEXPECTED_ERROR,
-    Channel,
-    Delivery,
-    DeliveryState,
-    Notification,
-)
+from .channels import Attempt, Failed, Later, Outcome, Retry, Sent, Transport
+from .models import LEASE_EXPIRED, UNEXPECTED_ERROR, Delivery, DeliveryState, Notification
+from .transports import transports
 
 log = logging.getLogger(__name__)
 
-#: A provider wait shorter than this is slept through; a longer one reschedules the row.
-MAX_INLINE_WAIT = 2.0
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -111,7 +91,7 @@ def end_exhausted_leases() -> list[int]:
         )
         db.session.commit()
     for delivery in db.session.scalars(select(Delivery).where(Delivery.id.in_(ids))):
-        _add_email_fallback(delivery, LEASE_EXPIRED)
+        _add_fallback(delivery, LEASE_EXPIRED)
     return ids
 
 
@@ -216,13 +196,39 @@ def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
     delivery, notification, recipient, integration, account = row
     if delivery.state is not DeliveryState.SENDING or delivery.locked_by != worker:
         return
+    attempt = Attempt(delivery, notification, recipient, integration, account)
     try:
-        if delivery.channel is Channel.EMAIL:
-            _send_email(delivery, notification, recipient, worker)
+        transport = transports.get(delivery.channel)
+        if transport is None:  # its provider is gone from this deployment (DL-14)
+            _record(attempt, None, Failed("integration_unavailable"), worker)
         else:
-            _send_chat(delivery, notification, recipient, integration, account, worker)
+            _record(attempt, transport, transport.send(attempt), worker)
     except Exception as exc:  # any failure at all must end as an attempt
         _record_crash(delivery_id, worker, exc)
+
+
+def _record(attempt: Attempt, transport: Transport | None, outcome: Outcome, worker: str) -> None:
+    """Write what the transport answered (each writer checks the lease)."""
+    delivery = attempt.delivery
+    match outcome:
+        case Sent(message_id=message_id):
+            _finish(
+                delivery,
+                worker,
+                state=DeliveryState.SENT,
+                provider_message_id=message_id,
+                sent_at=utcnow(),
+                last_error_code=None,
+                last_error=None,
+            )
+            if transport is not None:
+                transport.after_sent(attempt)  # the message went out, lease or not
+        case Later(seconds=seconds, code=code, error=error):
+            _reschedule(delivery, worker, seconds, code=code, error=error)
+        case Retry(code=code, error=error):
+            _retry_or_die(delivery, worker, code, error)
+        case Failed(code=code, error=error):
+            _fail(delivery, worker, code, error)
 
 
 def _record_crash(delivery_id: int, worker: str, exc: Exception) -> None:
@@ -239,152 +245,7 @@ def _record_crash(delivery_id: int, worker: str, exc: Exception) -> None:
     if delivery is None or delivery.state is not DeliveryState.SENDING:
         return
     detail = f"{type(exc).__name__}: {exc}"
-    _retry_or_die(delivery, worker, UNEXPECTED_ERROR, detail, fallback=True)
-
-
-# --- e-mail -----------------------------------------------------------------------------
-
-
-def _send_email(
-    delivery: Delivery, notification: Notification, recipient: User, worker: str
-) -> None:
-    organization = db.session.get(Organization, notification.organization_id)
-    message_id = f"<delivery-{delivery.id}.{delivery.attempts}@chat-connect.example>"
-    message = mail.build(
-        recipient,
-        "notification",
-        message_id=message_id,
-        notification=notification,
-        organization=organization,
-        reason=explain_reason(delivery.reason)
-        if delivery.reason not in ("not_linked", "linked")
-        else "",
-    )
-    message["X-Chat-Connect-Delivery"] = str(delivery.id)
-    try:
-        mail.send(message)
-    except mail.MailError as exc:
-        code = "smtp_permanent" if exc.permanent else "smtp_temporary"
-        if exc.permanent:
-            _finish(
-                delivery,
-                worker,
-                state=DeliveryState.FAILED,
-                last_error_code=code,
-                last_error=str(exc),
-            )
-        else:
-            _retry_or_die(delivery, worker, code, str(exc), fallback=False)
-        return
-    _finish(
-        delivery,
-        worker,
-        state=DeliveryState.SENT,
-        provider_message_id=message_id,
-        sent_at=utcnow(),
-        last_error_code=None,
-        last_error=None,
-    )
-
-
-# --- chat -------------------------------------------------------------------------------
-
-
-def _send_chat(
-    delivery: Delivery,
-    notification: Notification,
-    recipient: User,
-    integration: Integration | None,
-    account: ChatAccount | None,
-    worker: str,
-) -> None:
-    provider = providers.get(delivery.channel.value)
-    if (
-        provider is None
-        or integration is None
-        or integration.organization_id != delivery.organization_id  # PT-14
-        or integration.state is not IntegrationState.CONNECTED
-    ):
-        # DL-14: never send with a dead token; the member gets the e-mail instead.
-        _fail_with_fallback(delivery, worker, "integration_unavailable")
-        return
-    if account is None or account.integration_id != integration.id:
-        _fail_with_fallback(delivery, worker, "RecipientNotFound")
-        return
-    budgets = provider.budgets(integration, account)
-    wait = next((w for budget in budgets if (w := _await_token(budget)) > 0), 0.0)
-    if wait > 0:
-        _reschedule(delivery, worker, wait)
-        return
-    message = Message(
-        title=notification.title,
-        body=notification.body,
-        url=notification.url,
-        locale=recipient.locale or current_app.config["BABEL_DEFAULT_LOCALE"],
-    )
-    try:
-        result = provider.client(integration).send_direct_message(account, message)
-    except ProviderRateLimited as exc:
-        wait = exc.retry_after if exc.retry_after is not None else retry_delay(1)
-        pacing.block(budgets[0].key, wait)
-        _reschedule(delivery, worker, wait, code=exc.code, error=str(exc))
-        return
-    except ProviderAuthError as exc:
-        _break_integration(integration, exc.code)
-        _fail_with_fallback(delivery, worker, exc.code, str(exc))
-        return
-    except SecretUnavailable:
-        _break_integration(integration, "secret_unreadable")
-        _fail_with_fallback(delivery, worker, "secret_unreadable")
-        return
-    except RecipientNotFound as exc:
-        _flag_link(integration, account, exc.code)
-        _fail_with_fallback(delivery, worker, exc.code, str(exc))
-        return
-    except ProviderError as exc:
-        if exc.retryable:
-            _retry_or_die(delivery, worker, exc.code, str(exc), fallback=True)
-        else:
-            _fail_with_fallback(delivery, worker, exc.code, str(exc))
-        return
-    _finish(
-        delivery,
-        worker,
-        state=DeliveryState.SENT,
-        provider_message_id=result.provider_message_id,
-        sent_at=utcnow(),
-        last_error_code=None,
-        last_error=None,
-    )
-    # Health shows the last successful send; a minute's precision spares a write per message.
-    now = utcnow()
-    if integration.last_success_at is None or now - integration.last_success_at > timedelta(
-        minutes=1
-    ):
-        db.session.execute(
-            update(Integration).where(Integration.id == integration.id).values(last_success_at=now)
-        )
-        db.session.commit()
-
-
-_bucket_locks: dict[str, threading.Lock] = {}
-_bucket_locks_guard = threading.Lock()
-
-
-def _await_token(budget: PacingBudget) -> float:
-    """Take a token from ``budget``, sleeping through short waits; return a longer wait, or 0.
-
-    Within one process only one thread at a time polls a given bucket: the others queue on a
-    local lock instead of hammering the shared row (on SQLite every poll is a write).
-    """
-    with _bucket_locks_guard:
-        lock = _bucket_locks.setdefault(budget.key, threading.Lock())
-    with lock:
-        while (wait := pacing.take(budget)) > 0:
-            if wait > MAX_INLINE_WAIT:
-                return wait
-            time.sleep(wait)
-    return 0.0
+    _retry_or_die(delivery, worker, UNEXPECTED_ERROR, detail)
 
 
 # --- outcomes ---------------------------------------------------------------------------
@@ -427,15 +288,12 @@ def _reschedule(
         _schedule_wake(delivery.id, wait)
 
 
-def _retry_or_die(
-    delivery: Delivery, worker: str, code: str, error: str, *, fallback: bool
-) -> None:
+def _retry_or_die(delivery: Delivery, worker: str, code: str, error: str) -> None:
     if delivery.attempts >= MAX_ATTEMPTS:
-        finished = _finish(
+        if _finish(
             delivery, worker, state=DeliveryState.DEAD, last_error_code=code, last_error=error[:500]
-        )
-        if finished and fallback:
-            _add_email_fallback(delivery, code)
+        ):
+            _add_fallback(delivery, code)
         return
     wait = retry_delay(delivery.attempts)
     if _finish(
@@ -449,9 +307,7 @@ def _retry_or_die(
         _schedule_wake(delivery.id, wait)
 
 
-def _fail_with_fallback(
-    delivery: Delivery, worker: str, code: str, error: str | None = None
-) -> None:
+def _fail(delivery: Delivery, worker: str, code: str, error: str | None = None) -> None:
     if _finish(
         delivery,
         worker,
@@ -459,16 +315,20 @@ def _fail_with_fallback(
         last_error_code=code,
         last_error=(error or code)[:500],
     ):
-        _add_email_fallback(delivery, code)
+        _add_fallback(delivery, code)
 
 
-def _add_email_fallback(delivery: Delivery, code: str) -> None:
-    """One e-mail per notification at most: the unique (notification, channel) key enforces it."""
-    if delivery.channel is Channel.EMAIL:
+def _add_fallback(delivery: Delivery, code: str) -> None:
+    """Hand an ended delivery to its channel's fallback (e-mail), if it has one.
+
+    One fallback per notification at most: the unique (notification, channel) key enforces it.
+    """
+    channel = transports.fallback_for(delivery.channel)
+    if channel is None:
         return
     exists = db.session.scalar(
         select(Delivery.id).where(
-            Delivery.notification_id == delivery.notification_id, Delivery.channel == Channel.EMAIL
+            Delivery.notification_id == delivery.notification_id, Delivery.channel == channel
         )
     )
     if exists:
@@ -476,34 +336,15 @@ def _add_email_fallback(delivery: Delivery, code: str) -> None:
     fallback = Delivery(
         notification_id=delivery.notification_id,
         organization_id=delivery.organization_id,
-        channel=Channel.EMAIL,
+        channel=channel,
         state=DeliveryState.PENDING,
-        reason=f"fallback:{delivery.channel.value}:{code}"[:64],
+        reason=f"fallback:{delivery.channel}:{code}"[:64],
         next_attempt_at=utcnow(),
     )
     db.session.add(fallback)
     with write_section():
         db.session.commit()
     _schedule_wake(fallback.id, 0)
-
-
-def _break_integration(integration: Integration, reason: str) -> None:
-    fresh = db.session.get(Integration, integration.id, populate_existing=True)
-    if fresh is not None and fresh.state is IntegrationState.CONNECTED:
-        health.mark_needs_reconnect(fresh, reason)
-        db.session.commit()
-        health.alert_admins(fresh.id)
-
-
-def _flag_link(integration: Integration, account: ChatAccount, code: str) -> None:
-    link = db.session.scalar(
-        select(AccountLink).where(
-            AccountLink.integration_id == integration.id, AccountLink.chat_account_id == account.id
-        )
-    )
-    if link is not None and link.flagged_reason is None:
-        health.flag_link(link, code)
-        db.session.commit()
 
 
 _wake_lock = threading.Lock()

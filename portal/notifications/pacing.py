@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -57,6 +58,33 @@ def forget_local_state() -> None:
     with _reserved_lock:
         _reserved.clear()
     _known.clear()
+
+
+#: A wait shorter than this is slept through by :func:`await_tokens`; a longer one is returned,
+#: so the caller reschedules the send instead of holding a worker thread.
+MAX_INLINE_WAIT = 2.0
+_bucket_locks: dict[str, threading.Lock] = {}
+_bucket_locks_guard = threading.Lock()
+
+
+def await_tokens(budgets: Sequence[PacingBudget]) -> float:
+    """Take a token from each of ``budgets`` in turn, sleeping through short waits; return a
+    longer wait (the send must wait that long), or 0 once every token is taken.
+
+    A token taken from an earlier budget is spent even when a later one says wait: the fleet
+    stays under every limit, at the cost of one unused token. Within one process only one
+    thread at a time polls a given bucket: the others queue on a local lock instead of
+    hammering the shared row (on SQLite every poll is a write).
+    """
+    for budget in budgets:
+        with _bucket_locks_guard:
+            lock = _bucket_locks.setdefault(budget.key, threading.Lock())
+        with lock:
+            while (wait := take(budget)) > 0:
+                if wait > MAX_INLINE_WAIT:
+                    return wait
+                time.sleep(wait)
+    return 0.0
 
 
 def take(budget: PacingBudget, now: datetime | None = None) -> float:
