@@ -7,7 +7,7 @@ from typing import Any
 from portal.database import utcnow
 from portal.extensions import db
 from portal.notifications import api_keys
-from portal.notifications.models import Channel, Delivery, DeliveryState, Notification
+from portal.notifications.models import Delivery, DeliveryState, Notification
 from tests.access import LOGIN, ORG_CHANGE, ORG_PAGE, Case, same, scoped
 
 
@@ -19,7 +19,7 @@ def failed_delivery(tenants: dict[str, Any], tenant: str) -> dict[str, Any]:
     notification.deliveries.append(
         Delivery(
             organization_id=member.organization_id,
-            channel=Channel.EMAIL,
+            channel="email",
             state=DeliveryState.DEAD,
             next_attempt_at=utcnow(),
         )

@@ -1,8 +1,16 @@
-"""The OpenAPI 3.1 description served at ``/api/v1/openapi.json``."""
+"""The OpenAPI 3.1 description served at ``/api/v1/openapi.json``.
+
+The channels a delivery may name, and the chat tools the description lists, are the ones
+registered (``channels.transports``, ``integrations.registry.providers``), so the document is
+built when asked for.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..integrations.registry import providers
+from ..notifications.transports import transports
 
 _ERROR = {
     "type": "object",
@@ -18,156 +26,162 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-SPEC: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "Chat Connect notifications API",
-        "version": "1.0.0",
-        "description": (
-            "Queue a notification for one member of your organization. It is delivered as a "
-            "direct message in the member's linked chat tool (Slack, Chatwork, Microsoft "
-            "Teams), or by e-mail when they are not linked. Authenticate with the "
-            "organization's API key: `Authorization: Bearer <key>`."
-        ),
-    },
-    "servers": [{"url": "/api/v1"}],
-    "security": [{"apiKey": []}],
-    "components": {
-        "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": _ERROR,
-            "NewNotification": {
-                "type": "object",
-                "required": ["title", "body"],
-                "properties": {
-                    "recipient_email": {"type": "string", "format": "email", "maxLength": 254},
-                    "user_id": {"type": "integer", "minimum": 1},
-                    "title": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 300,
-                        "description": "One line. Refused (400): control characters (tab and "
-                        "line breaks included), U+2028/U+2029, lone surrogates, bidirectional "
-                        "override and isolate controls.",
-                    },
-                    "body": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": 10000,
-                        "description": "Several lines: newline and tab are kept, CR LF and CR "
-                        "become LF. Every other character a title may not hold is refused (400).",
-                    },
-                    "url": {"type": "string", "format": "uri", "maxLength": 2000},
-                    "idempotency_key": {
-                        "type": "string",
-                        "maxLength": 200,
-                        "description": "The same key twice returns the first notification; "
-                        "nothing is sent twice.",
-                    },
-                    "sensitive": {
-                        "type": "boolean",
-                        "description": "Hold until the member confirmed an automatic link.",
-                    },
-                },
-                "oneOf": [{"required": ["recipient_email"]}, {"required": ["user_id"]}],
-            },
-            "Delivery": {
-                "type": "object",
-                "properties": {
-                    "channel": {"enum": ["email", "slack", "chatwork", "teams"]},
-                    "state": {
-                        "enum": [
-                            "pending",
-                            "sending",
-                            "retrying",
-                            "sent",
-                            "failed",
-                            "dead",
-                            "skipped",
-                        ]
-                    },
-                    "reason": {"type": ["string", "null"]},
-                    "attempts": {"type": "integer"},
-                    "sent_at": {"type": ["string", "null"], "format": "date-time"},
-                    "provider_message_id": {"type": ["string", "null"]},
-                    "last_error": {"type": ["string", "null"]},
-                },
-            },
-            "Notification": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "integer"},
-                    "created_at": {"type": "string", "format": "date-time"},
-                    "idempotency_key": {"type": ["string", "null"]},
-                    "deliveries": {
-                        "type": "array",
-                        "items": {"$ref": "#/components/schemas/Delivery"},
-                    },
-                },
-            },
+def spec() -> dict[str, Any]:
+    """The description, with the channels and chat tools registered now."""
+    tools = ", ".join(str(provider.name) for provider in providers.all())
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Chat Connect notifications API",
+            "version": "1.0.0",
+            "description": (
+                "Queue a notification for one member of your organization. It is delivered as a "
+                f"direct message in the member's linked chat tool ({tools}), or by e-mail when "
+                "they are not linked. Authenticate with the organization's API key: "
+                "`Authorization: Bearer <key>`."
+            ),
         },
-    },
-    "paths": {
-        "/notifications": {
-            "post": {
-                "summary": "Queue a notification",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/NewNotification"}
-                        }
-                    },
-                },
-                "responses": {
-                    "202": {
-                        "description": "Queued (or, for a repeated idempotency key, the original)",
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/Notification"}
-                            }
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"apiKey": []}],
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": _ERROR,
+                "NewNotification": {
+                    "type": "object",
+                    "required": ["title", "body"],
+                    "properties": {
+                        "recipient_email": {"type": "string", "format": "email", "maxLength": 254},
+                        "user_id": {"type": "integer", "minimum": 1},
+                        "title": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 300,
+                            "description": "One line. Refused (400): control characters (tab and "
+                            "line breaks included), U+2028/U+2029, lone surrogates, bidirectional "
+                            "override and isolate controls.",
+                        },
+                        "body": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 10000,
+                            "description": "Several lines: newline and tab are kept, CR LF and "
+                            "CR become LF. Every other character a title may not hold is refused "
+                            "(400).",
+                        },
+                        "url": {"type": "string", "format": "uri", "maxLength": 2000},
+                        "idempotency_key": {
+                            "type": "string",
+                            "maxLength": 200,
+                            "description": "The same key twice returns the first notification; "
+                            "nothing is sent twice.",
+                        },
+                        "sensitive": {
+                            "type": "boolean",
+                            "description": "Hold until the member confirmed an automatic link.",
                         },
                     },
-                    "400": _error(
-                        "Malformed JSON (not UTF-8, nested deeper than 32 levels, an integer "
-                        "outside 64 bits) or invalid fields"
-                    ),
-                    "401": _error("Missing or unknown API key"),
-                    "403": _error("Revoked API key"),
-                    "413": _error("Body larger than 64 KiB"),
-                    "415": _error("Not JSON"),
-                    "422": _error("No active member matches the recipient"),
-                    "429": _error("Rate limit; see Retry-After"),
+                    "oneOf": [{"required": ["recipient_email"]}, {"required": ["user_id"]}],
                 },
-            }
+                "Delivery": {
+                    "type": "object",
+                    "properties": {
+                        "channel": {"enum": transports.keys()},
+                        "state": {
+                            "enum": [
+                                "pending",
+                                "sending",
+                                "retrying",
+                                "sent",
+                                "failed",
+                                "dead",
+                                "skipped",
+                            ]
+                        },
+                        "reason": {"type": ["string", "null"]},
+                        "attempts": {"type": "integer"},
+                        "sent_at": {"type": ["string", "null"], "format": "date-time"},
+                        "provider_message_id": {"type": ["string", "null"]},
+                        "last_error": {"type": ["string", "null"]},
+                    },
+                },
+                "Notification": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "idempotency_key": {"type": ["string", "null"]},
+                        "deliveries": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Delivery"},
+                        },
+                    },
+                },
+            },
         },
-        "/notifications/{id}": {
-            "get": {
-                "summary": "A notification and the state of its deliveries",
-                "parameters": [
-                    {
-                        "name": "id",
-                        "in": "path",
+        "paths": {
+            "/notifications": {
+                "post": {
+                    "summary": "Queue a notification",
+                    "requestBody": {
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-                    }
-                ],
-                "responses": {
-                    "200": {
-                        "description": "The notification",
                         "content": {
                             "application/json": {
-                                "schema": {"$ref": "#/components/schemas/Notification"}
+                                "schema": {"$ref": "#/components/schemas/NewNotification"}
                             }
                         },
                     },
-                    "401": _error("Missing or unknown API key"),
-                    "404": _error(
-                        "No such notification in this organization (also for ids outside"
-                        " 1 … 2^31−1)"
-                    ),
-                },
-            }
+                    "responses": {
+                        "202": {
+                            "description": (
+                                "Queued (or, for a repeated idempotency key, the original)"
+                            ),
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Notification"}
+                                }
+                            },
+                        },
+                        "400": _error(
+                            "Malformed JSON (not UTF-8, nested deeper than 32 levels, an integer "
+                            "outside 64 bits) or invalid fields"
+                        ),
+                        "401": _error("Missing or unknown API key"),
+                        "403": _error("Revoked API key"),
+                        "413": _error("Body larger than 64 KiB"),
+                        "415": _error("Not JSON"),
+                        "422": _error("No active member matches the recipient"),
+                        "429": _error("Rate limit; see Retry-After"),
+                    },
+                }
+            },
+            "/notifications/{id}": {
+                "get": {
+                    "summary": "A notification and the state of its deliveries",
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The notification",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Notification"}
+                                }
+                            },
+                        },
+                        "401": _error("Missing or unknown API key"),
+                        "404": _error(
+                            "No such notification in this organization (also for ids outside"
+                            " 1 … 2^31−1)"
+                        ),
+                    },
+                }
+            },
         },
-    },
-}
+    }

@@ -24,7 +24,7 @@ from ..integrations.providers.base import PacingBudget
 from ..notifications import api_keys, pacing, services
 from ..notifications.models import Notification
 from . import bp
-from .openapi import SPEC
+from .openapi import spec
 
 MAX_BODY_BYTES = 64 * 1024
 LIMITS = {"title": 300, "body": 10_000, "url": 2000, "idempotency_key": 200, "recipient_email": 254}
@@ -185,7 +185,7 @@ def _represent(notification: Notification) -> dict[str, Any]:
         "idempotency_key": notification.idempotency_key,
         "deliveries": [
             {
-                "channel": d.channel.value,
+                "channel": d.channel,
                 "state": d.state.value,
                 "reason": d.reason,
                 "attempts": d.attempts,
@@ -241,4 +241,4 @@ def get_notification(notification_id: int) -> Response:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3.1 description of this API."""
-    return jsonify(SPEC)
+    return jsonify(spec())

@@ -3,7 +3,8 @@
 ``linking.py`` calls :func:`link_created`, :func:`links_created`, :func:`link_removed` and
 :func:`links_removed` after it commits. Each queues a background task that writes one
 notification per member through the delivery pipeline: on the (new) chat channel and, always,
-by e-mail — so someone who was linked to the wrong account still hears about it. Automatic
+on the default channel (e-mail) — so someone who was linked to the wrong account still hears
+about it. Automatic
 matches (e-mail, suggestion) carry a signed link to the confirmation page; sensitive content
 waits for it (``services.HELD_REASON``).
 """
@@ -25,10 +26,10 @@ from ..database import utcnow
 from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..notifications import mail
-from ..notifications.models import Channel, Delivery, DeliveryState, Notification
+from ..notifications.models import ChannelKey, Delivery, DeliveryState, Notification
 from ..notifications.services import AUTO_METHODS, HELD_REASON, create_notification, wake
+from ..notifications.transports import transports
 from ..tasks import task
-from ..templating import PROVIDER_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +137,16 @@ def _external(endpoint: str, **values: Any) -> str:
 # --- the tasks --------------------------------------------------------------------------------
 
 
-def _ensure_email(notification: Notification, reason: str) -> None:
-    """The notice always goes by e-mail too (unique per channel: add it only once)."""
-    if any(d.channel is Channel.EMAIL for d in notification.deliveries):
+def _ensure_default(notification: Notification, reason: str) -> None:
+    """The notice always goes on the default channel (e-mail) too; unique per channel, so it
+    is added only once."""
+    channel = transports.default.key
+    if any(d.channel == channel for d in notification.deliveries):
         return
     notification.deliveries.append(
         Delivery(
             organization_id=notification.organization_id,
-            channel=Channel.EMAIL,
+            channel=channel,
             state=DeliveryState.PENDING,
             reason=reason,
             next_attempt_at=utcnow(),
@@ -165,7 +168,7 @@ def notify_created_task(integration_id: int, user_ids: list[int]) -> None:
         .join(User, User.id == AccountLink.user_id)
         .where(AccountLink.integration_id == integration.id, AccountLink.user_id.in_(user_ids))
     ).all()
-    provider = str(PROVIDER_NAMES.get(integration.provider, integration.provider))
+    provider = transports.name(integration.provider)
     accounts_url = _external("me.accounts")
     created = []
     for link, account, user in rows:
@@ -198,7 +201,7 @@ def notify_created_task(integration_id: int, user_ids: list[int]) -> None:
             url=url,
             idempotency_key=f"link-notice:{link.id}:{link.chat_account_id}",
         )
-        _ensure_email(notification, "link_notice")
+        _ensure_default(notification, "link_notice")
         created.append(notification)
     db.session.commit()
     wake([d for n in created for d in n.deliveries if d.state is DeliveryState.PENDING])
@@ -252,7 +255,7 @@ def _write_removed(
 ) -> list[Delivery]:
     """One member's "unlinked" notice; returns the deliveries to wake after the commit."""
     released = reroute_held(user, account_id)
-    provider = str(PROVIDER_NAMES.get(integration.provider, integration.provider))
+    provider = transports.name(integration.provider)
     with force_locale(mail.locale_for(user)):
         title = _(
             "Your %(provider)s account %(account)s was unlinked",
@@ -268,14 +271,15 @@ def _write_removed(
     notification, _new = create_notification(
         organization, user, title=title, body=body, url=_external("me.accounts")
     )
-    _ensure_email(notification, "link_notice")
+    _ensure_default(notification, "link_notice")
     return [*notification.deliveries, *released]
 
 
 def reroute_held(user: User, account_id: int | None) -> list[Delivery]:
-    """Held chat deliveries for an account the member no longer has: send them by e-mail.
+    """Held chat deliveries for an account the member no longer has: send them on the default
+    channel (e-mail) instead.
 
-    A notification that already has an e-mail delivery keeps it and the held row stays held
+    A notification that already has a delivery there keeps it and the held row stays held
     (unique per notification and channel). The caller commits and wakes the returned rows.
     """
     if account_id is None:
@@ -291,11 +295,12 @@ def reroute_held(user: User, account_id: int | None) -> list[Delivery]:
             Delivery.chat_account_id == account_id,
         )
     ).all()
+    channel = ChannelKey(transports.default.key)
     moved = []
     for delivery in held:
-        if any(d.channel is Channel.EMAIL for d in delivery.notification.deliveries):
+        if any(d.channel == channel for d in delivery.notification.deliveries):
             continue
-        delivery.channel = Channel.EMAIL
+        delivery.channel = channel
         delivery.integration_id = None
         delivery.chat_account_id = None
         delivery.state = DeliveryState.PENDING

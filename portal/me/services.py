@@ -17,15 +17,16 @@ from ..integrations import linking
 from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..notifications import mail
 from ..notifications.models import Delivery, DeliveryState, Notification
-from ..notifications.services import wake
+from ..notifications.services import PREFER_BOTH, PREFER_EMAIL, wake
+from ..notifications.transports import transports
 from ..support import events as _events  # noqa: F401  (registers the audit actions)
 from ..tasks import task
-from ..templating import provider_name
 from . import notices
 
 log = logging.getLogger(__name__)
 
-CHANNEL_CHOICES = ("chat", "email", "both")
+#: What a member may choose (``User.channel_preference``; "chat" is stored as None).
+CHANNEL_CHOICES = ("chat", PREFER_EMAIL, PREFER_BOTH)
 
 
 def own_links(user: User) -> list[tuple[AccountLink, ChatAccount, Integration]]:
@@ -193,7 +194,7 @@ def _send_disowned_alerts(integration_id: int, user_id: int, account_name: str) 
     if integration is None or member is None:
         return
     url = mail.external_url("integrations.members", provider=integration.provider)
-    provider = provider_name(integration.provider)
+    provider = transports.name(integration.provider)
     mail.email_admins(
         integration.organization_id,
         "link_disowned",

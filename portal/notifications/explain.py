@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
-from ..integrations.catalog import CATALOG
+from .channels import transports
 
 _REVOKED = {
     "invalid_auth",
@@ -36,9 +36,6 @@ _GONE = {
     "bot_not_installed",
 }
 _RATE = {"ratelimited", "ProviderRateLimited", "http_429"}
-#: Names from the catalog, not from ``templating``: that module loads the blueprints, whose
-#: views (the member list's test message) send notifications, so it cannot be imported here.
-_CHAT_TOOLS = {entry.key: entry.name for entry in CATALOG}
 
 STATE_LABELS = {
     "pending": _l("Waiting"),
@@ -56,7 +53,8 @@ def _(message: str, **values: object) -> str:
 
 
 def provider_name(channel: str) -> str:
-    return _("E-mail") if channel == "email" else _CHAT_TOOLS.get(channel, channel)
+    """The channel's display name (its transport's: "E-mail", a chat provider's name)."""
+    return transports.name(channel)
 
 
 def explain_error(channel: str, code: str | None, attempts: int = 0) -> str:

@@ -1,5 +1,8 @@
 """Creating notifications: routing to a channel and writing the outbox in the caller's transaction.
 
+A route names a channel of ``channels.transports``: the member's linked chat tool, else the
+default channel (e-mail), which reaches everyone.
+
 A notification and its deliveries are added to the current session; the caller commits (the
 API request, a service), then calls :func:`wake` so a worker picks them up at once. If the
 transaction rolls back, nothing was ever queued (DL-01).
@@ -19,7 +22,6 @@ from ..accounts.models import Organization, User
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
-from ..integrations.catalog import CATALOG
 from ..integrations.models import (
     AccountLink,
     ChatAccount,
@@ -27,21 +29,26 @@ from ..integrations.models import (
     IntegrationState,
     LinkMethod,
 )
-from .models import Channel, Delivery, DeliveryState, Notification
+from ..integrations.registry import providers
+from .models import Delivery, DeliveryState, Notification
+from .transports import transports
 
-#: When a member is linked on several chat tools, the first one in this order gets the DM.
-PROVIDER_ORDER = [entry.key for entry in CATALOG]
+#: ``User.channel_preference`` values (None is the default routing, like "chat"): only the
+#: default channel, or a chat DM and the default channel both.
+PREFER_EMAIL = "email"
+PREFER_BOTH = "both"
 #: Reason of a chat delivery held until the member confirms an automatic link (state skipped).
 HELD_REASON = "held_unconfirmed"
 
 
 @dataclass(frozen=True)
 class Route:
-    channel: Channel
+    #: A key of ``channels.transports``.
+    channel: str
     reason: str
     integration_id: int | None = None
     chat_account_id: int | None = None
-    #: The member chose "both": an e-mail delivery goes out next to the chat one.
+    #: The member chose "both": an e-mail (default channel) delivery goes out next to the chat one.
     also_email: bool = False
     #: The chat link was matched automatically and the member has not confirmed it yet.
     unconfirmed: bool = False
@@ -52,7 +59,8 @@ AUTO_METHODS = (LinkMethod.EMAIL, LinkMethod.SUGGESTION)
 
 
 def route(recipient: User) -> Route:
-    """Where ``recipient``'s notifications go: their linked chat account, else e-mail.
+    """Where ``recipient``'s notifications go: their linked chat account, else the default
+    channel (e-mail). Linked on several chat tools, the first in provider order gets the DM.
 
     A member's channel choice (``User.channel_preference``: chat, email, both) is honoured
     when their organization allows members to choose.
@@ -63,8 +71,8 @@ def route(recipient: User) -> Route:
         if organization is not None and organization.allow_channel_choice
         else None
     )
-    if preference == "email":
-        return Route(Channel.EMAIL, "member_preference")
+    if preference == PREFER_EMAIL:
+        return Route(transports.default.key, "member_preference")
     rows = db.session.execute(
         select(AccountLink, Integration)
         .join(Integration, Integration.id == AccountLink.integration_id)
@@ -76,25 +84,21 @@ def route(recipient: User) -> Route:
             ChatAccount.is_active.is_(True),
         )
     ).all()
+    order = providers.keys()
     usable = [
         (link, integration)
         for link, integration in rows
-        if integration.state is IntegrationState.CONNECTED
+        if integration.state is IntegrationState.CONNECTED and integration.provider in order
     ]
     if not usable:
-        return Route(Channel.EMAIL, "integration_unavailable" if rows else "not_linked")
-    link, integration = min(
-        usable,
-        key=lambda pair: (
-            PROVIDER_ORDER.index(pair[1].provider) if pair[1].provider in PROVIDER_ORDER else 99
-        ),
-    )
+        return Route(transports.default.key, "integration_unavailable" if rows else "not_linked")
+    link, integration = min(usable, key=lambda pair: order.index(pair[1].provider))
     return Route(
-        Channel(integration.provider),
+        integration.provider,
         "linked",
         integration.id,
         link.chat_account_id,
-        also_email=preference == "both",
+        also_email=preference == PREFER_BOTH,
         unconfirmed=link.method in AUTO_METHODS and link.confirmed_at is None,
     )
 
@@ -147,7 +151,7 @@ def create_notification(
         notification.deliveries.append(
             Delivery(
                 organization_id=organization.id,
-                channel=Channel.EMAIL,
+                channel=transports.default.key,
                 state=DeliveryState.PENDING,
                 reason="member_preference",
                 next_attempt_at=utcnow(),
@@ -212,7 +216,7 @@ def send_test_message(recipient: User, *, actor: User, pinned: Route | None = No
         organization=organization,
         actor=actor,
         target=("user", recipient.id, recipient.email),
-        data={"channel": notification.deliveries[0].channel.value},
+        data={"channel": notification.deliveries[0].channel},
     )
     db.session.commit()
     wake(notification.deliveries)
@@ -234,7 +238,7 @@ def replay(delivery: Delivery, *, actor: User) -> Delivery:
         "delivery.replayed",
         organization=organization,
         actor=actor,
-        target=("delivery", delivery.id, delivery.channel.value),
+        target=("delivery", delivery.id, delivery.channel),
         before=before,
         after={"state": "pending"},
     )

@@ -21,7 +21,8 @@ from . import api_keys, bp, services, stuck
 from .backoff import MAX_ATTEMPTS
 from .explain import STATE_LABELS, explain_error, explain_reason
 from .forms import ApiKeyForm
-from .models import ApiKey, Channel, Delivery, DeliveryState, Notification
+from .models import ApiKey, Delivery, DeliveryState, Notification
+from .transports import transports
 
 PER_PAGE = 50
 
@@ -58,9 +59,9 @@ def _filtered(
             )
         )
     if filters["channel"]:
-        if filters["channel"] not in {c.value for c in Channel}:
+        if filters["channel"] not in transports:
             abort(400, description=_("Unknown channel."))
-        stmt = stmt.where(Delivery.channel == Channel(filters["channel"]))
+        stmt = stmt.where(Delivery.channel == filters["channel"])
     if filters["state"]:
         if filters["state"] not in {s.value for s in DeliveryState}:
             abort(400, description=_("Unknown state."))
@@ -99,7 +100,7 @@ def deliveries() -> str:
         filters=filters,
         link_args={**filters, **org_args()},
         next_before=rows[-1][0].id if has_more and rows else None,
-        channels=[c.value for c in Channel],
+        channels=transports.keys(),
         states=[s.value for s in DeliveryState],
         state_labels=STATE_LABELS,
         explain_error=explain_error,
@@ -144,7 +145,7 @@ def test_message(user_id: int) -> Response:
     if member is None:
         abort(404)
     notification = services.send_test_message(member, actor=current_user._get_current_object())
-    channel = notification.deliveries[0].channel.value
+    channel = notification.deliveries[0].channel
     flash(
         _(
             "A test message to %(name)s was queued (%(channel)s).",

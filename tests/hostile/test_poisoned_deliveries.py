@@ -28,6 +28,7 @@ from portal.notifications import dispatcher, mail, services, stuck
 from portal.notifications.backoff import MAX_ATTEMPTS
 from portal.notifications.explain import explain_outcome
 from portal.notifications.models import Delivery, DeliveryState, Notification
+from tests.notifications.helpers import FAKE_KEY
 
 TERMINAL = {DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.DEAD}
 
@@ -43,7 +44,7 @@ def notify(member: Any, title: str = "目標の更新") -> Notification:
 def rows(notification: Notification) -> dict[str, Delivery]:
     db.session.expire_all()
     found = db.session.scalars(select(Delivery).where(Delivery.notification_id == notification.id))
-    return {row.channel.value: row for row in found}
+    return {row.channel: row for row in found}
 
 
 def drive(runs: int) -> None:
@@ -93,9 +94,9 @@ def test_an_unexpected_chat_error_falls_back_to_email_after_the_limit(
     fake_provider.outcomes = [error] * (MAX_ATTEMPTS + 5)
     drive(MAX_ATTEMPTS + 3)
     found = rows(notification)
-    assert found["teams"].state is DeliveryState.DEAD
-    assert found["teams"].attempts == fake_provider.calls == MAX_ATTEMPTS
-    assert found["teams"].last_error_code == "unexpected_error"
+    assert found[FAKE_KEY].state is DeliveryState.DEAD
+    assert found[FAKE_KEY].attempts == fake_provider.calls == MAX_ATTEMPTS
+    assert found[FAKE_KEY].last_error_code == "unexpected_error"
     assert found["email"].state is DeliveryState.SENT  # the member still hears about it
     assert len(mails(sandbox, tenants["member"].email)) == 1
 
@@ -175,15 +176,15 @@ def test_a_lease_abandoned_on_every_attempt_ends_dead_and_alerts_once(
 ) -> None:
     link_member(tenants["member"])
     notification = notify(tenants["member"])
-    abandon(rows(notification)["teams"], attempts=MAX_ATTEMPTS, expiries=MAX_ATTEMPTS)
+    abandon(rows(notification)[FAKE_KEY], attempts=MAX_ATTEMPTS, expiries=MAX_ATTEMPTS)
     assert dispatcher.claim(10, worker="w:2") == []  # never claimed again
-    assert dispatcher.end_exhausted_leases() == [rows(notification)["teams"].id]
+    assert dispatcher.end_exhausted_leases() == [rows(notification)[FAKE_KEY].id]
     assert stuck.alert_abandoned() == 1
     assert stuck.alert_abandoned() == 0  # once per delivery
     dispatcher.run_due()
     found = rows(notification)
-    assert found["teams"].state is DeliveryState.DEAD
-    assert found["teams"].last_error_code == "lease_expired"
+    assert found[FAKE_KEY].state is DeliveryState.DEAD
+    assert found[FAKE_KEY].last_error_code == "lease_expired"
     assert found["email"].state is DeliveryState.SENT
     admin_mail = mails(sandbox, tenants["admin"].email)
     assert len(admin_mail) == 1 and "1" in admin_mail[0]["subject"]

@@ -21,7 +21,7 @@ from portal.integrations.providers.chatwork.client import (
 )
 from portal.integrations.registry import providers
 from portal.notifications import dispatcher
-from portal.notifications.models import Channel, Delivery, DeliveryState
+from portal.notifications.models import Delivery, DeliveryState
 from portal.notifications.services import send_test_message
 from sandbox.testing import RunningSandbox
 from tests.integrations.chatwork_flow import connect, demo_members
@@ -47,7 +47,7 @@ def linked(
 def chatwork_delivery(user: User) -> Delivery:
     return db.session.scalar(
         select(Delivery)
-        .where(Delivery.channel == Channel.CHATWORK)
+        .where(Delivery.channel == "chatwork")
         .join(Delivery.notification)
         .where(Delivery.notification.has(recipient_id=user.id))
         .order_by(Delivery.id.desc())

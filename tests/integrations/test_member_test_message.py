@@ -20,7 +20,7 @@ from portal.extensions import db
 from portal.integrations import linking
 from portal.integrations.models import ChatAccount, Integration, IntegrationState
 from portal.notifications import dispatcher
-from portal.notifications.models import Channel, Delivery, DeliveryState, Notification
+from portal.notifications.models import Delivery, DeliveryState, Notification
 from sandbox.chatwork.seed import display_name
 from sandbox.testing import RunningSandbox
 from tests.integrations.chatwork_flow import connect as connect_chatwork
@@ -125,7 +125,7 @@ def assert_sent_on(
     tool = {"slack": "Slack", "chatwork": "Chatwork", "teams": "Microsoft Teams"}
     assert tool[integration.provider] in response.text and account.name in response.text
     (delivery,) = queued_tests()
-    assert delivery.channel is Channel(integration.provider)
+    assert delivery.channel == integration.provider
     assert (delivery.integration_id, delivery.chat_account_id) == (integration.id, account.id)
     dispatcher.run_due()
     db.session.refresh(delivery)
@@ -193,13 +193,13 @@ def test_a_failing_test_falls_back_to_email_like_any_delivery(
     press_test(admin_client, "chatwork", member)
     dispatcher.run_due()
     chat = db.session.scalar(
-        select(Delivery).where(Delivery.reason == "test", Delivery.channel == Channel.CHATWORK)
+        select(Delivery).where(Delivery.reason == "test", Delivery.channel == "chatwork")
     )
     assert chat is not None and chat.state is DeliveryState.FAILED
     assert chat.last_error_code == "room_gone"
     fallback = db.session.scalar(
         select(Delivery).where(
-            Delivery.notification_id == chat.notification_id, Delivery.channel == Channel.EMAIL
+            Delivery.notification_id == chat.notification_id, Delivery.channel == "email"
         )
     )
     assert fallback is not None and fallback.state is DeliveryState.SENT

@@ -23,14 +23,12 @@ from tests.notifications.helpers import FAKE_KEY, ScriptedProvider
 
 @pytest.fixture
 def fake_provider() -> Iterator[ScriptedProvider]:
-    fake = ScriptedProvider()
-    previous = providers._providers.get(FAKE_KEY)
-    providers._providers[FAKE_KEY] = fake
+    """The scripted provider, registered under its own key (and so a channel) for one test."""
+    providers.register(ScriptedProvider)
+    fake = providers.get(FAKE_KEY)
+    assert isinstance(fake, ScriptedProvider)
     yield fake
-    if previous is None:
-        providers._providers.pop(FAKE_KEY, None)
-    else:
-        providers._providers[FAKE_KEY] = previous
+    providers._providers.pop(FAKE_KEY)  # the registry has no unregister: tests alone need one
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from portal.integrations.providers.base import (
     PacingBudget,
 )
 
-FAKE_KEY = "teams"  # a real channel value; the fake stands in for the provider in these tests
+FAKE_KEY = "fake"  # its own provider key, so its own channel: registered for the test only
 
 
 @dataclass

@@ -24,7 +24,8 @@ from portal.integrations.providers.base import (
 )
 from portal.notifications import dispatcher, services
 from portal.notifications.backoff import MAX_ATTEMPTS
-from portal.notifications.models import Channel, Delivery, DeliveryState, Notification
+from portal.notifications.models import Delivery, DeliveryState, Notification
+from tests.notifications.helpers import FAKE_KEY
 
 
 def notify(member: Any, title: str = "目標の更新", **kwargs: Any) -> Notification:
@@ -43,7 +44,7 @@ def mails(sandbox: Any, to: str) -> list[dict[str, Any]]:
 def deliveries(notification: Notification) -> dict[str, Delivery]:
     db.session.expire_all()
     rows = db.session.scalars(select(Delivery).where(Delivery.notification_id == notification.id))
-    return {row.channel.value: row for row in rows}
+    return {row.channel: row for row in rows}
 
 
 def travel(seconds: float) -> Any:
@@ -101,8 +102,9 @@ def test_linked_member_gets_a_dm(
     notification = notify(tenants["member"])
     dispatcher.run_due()
     row = deliveries(notification)
-    assert set(row) == {"teams"}
-    assert row["teams"].state is DeliveryState.SENT and row["teams"].provider_message_id == "msg-1"
+    assert set(row) == {FAKE_KEY}
+    sent = row[FAKE_KEY]
+    assert sent.state is DeliveryState.SENT and sent.provider_message_id == "msg-1"
     assert fake_provider.sent == [("U100", "目標の更新")]
     assert mails(sandbox, tenants["member"].email) == []
     integration = db.session.scalars(select(Integration)).one()
@@ -127,7 +129,7 @@ def test_dl03_provider_errors_for_a_stretch_then_recovery(
         assert elapsed < 24 * 3600
     assert len(fake_provider.sent) == 10  # 0 lost, none twice
     assert fake_provider.calls == 35
-    assert all(set(deliveries(n)) == {"teams"} for n in notifications)  # no e-mail fallback
+    assert all(set(deliveries(n)) == {FAKE_KEY} for n in notifications)  # no e-mail fallback
 
 
 def test_backoff_spacing_grows_and_respects_the_cap(
@@ -141,7 +143,7 @@ def test_backoff_spacing_grows_and_respects_the_cap(
     for _ in range(4):
         with time_machine.travel(now, tick=False):
             dispatcher.run_due()
-        row = deliveries(notification)["teams"]
+        row = deliveries(notification)[FAKE_KEY]
         assert row.state is DeliveryState.RETRYING
         gap = (row.next_attempt_at - now).total_seconds()
         gaps.append(gap)
@@ -160,7 +162,7 @@ def test_dl04_retry_after_is_a_floor(
     start = utcnow()
     with time_machine.travel(start, tick=False):
         dispatcher.run_due()
-    row = deliveries(notification)["teams"]
+    row = deliveries(notification)[FAKE_KEY]
     assert row.state is DeliveryState.RETRYING
     assert row.attempts == 0  # waiting for a rate limit is not a failed attempt
     assert (row.next_attempt_at - start).total_seconds() >= retry_after
@@ -168,7 +170,7 @@ def test_dl04_retry_after_is_a_floor(
         assert dispatcher.run_due() == 0  # 0 attempts before Retry-After
     with time_machine.travel(row.next_attempt_at + timedelta(seconds=1), tick=False):
         dispatcher.run_due()
-    assert deliveries(notification)["teams"].state is DeliveryState.SENT
+    assert deliveries(notification)[FAKE_KEY].state is DeliveryState.SENT
     assert fake_provider.calls == 2
 
 
@@ -183,10 +185,10 @@ def test_dl05_one_organizations_429_storm_does_not_slow_another(
     calm = notify(tenants["other_member"])
     extra_stormy = notify(tenants["member"], title="2通目")
     dispatcher.run_due()
-    assert deliveries(calm)["teams"].state is DeliveryState.SENT
-    assert deliveries(stormy)["teams"].state is DeliveryState.RETRYING
+    assert deliveries(calm)[FAKE_KEY].state is DeliveryState.SENT
+    assert deliveries(stormy)[FAKE_KEY].state is DeliveryState.RETRYING
     # The blocked workspace's new delivery waits without calling the provider (no tight loop).
-    assert deliveries(extra_stormy)["teams"].state is DeliveryState.RETRYING
+    assert deliveries(extra_stormy)[FAKE_KEY].state is DeliveryState.RETRYING
     assert fake_provider.calls == 2
 
 
@@ -210,9 +212,9 @@ def test_dl07_permanent_error_no_retry_email_once(
     fake_provider.outcomes = [error]
     dispatcher.run_due()
     rows = deliveries(notification)
-    assert rows["teams"].state is DeliveryState.FAILED and rows["teams"].attempts == 1
+    assert rows[FAKE_KEY].state is DeliveryState.FAILED and rows[FAKE_KEY].attempts == 1
     assert rows["email"].state is DeliveryState.SENT
-    assert rows["email"].reason.startswith("fallback:teams:")
+    assert rows["email"].reason.startswith(f"fallback:{FAKE_KEY}:")
     with travel(7200):
         dispatcher.run_due()
     assert fake_provider.calls == 1  # never retried
@@ -237,7 +239,7 @@ def test_dl14_integration_disabled_while_rows_are_pending(
     db.session.commit()
     dispatcher.run_due()
     rows = deliveries(notification)
-    assert rows["teams"].state is DeliveryState.FAILED
+    assert rows[FAKE_KEY].state is DeliveryState.FAILED
     assert rows["email"].state is DeliveryState.SENT
     assert fake_provider.calls == 0  # never sent with a dead token
     # New notifications go straight to e-mail while the integration is broken.
@@ -258,18 +260,18 @@ def test_dl08_attempts_exhausted_then_replay(
             dispatcher.run_due()
         elapsed += 4000
     rows = deliveries(notification)
-    assert rows["teams"].state is DeliveryState.DEAD and rows["teams"].attempts == MAX_ATTEMPTS
+    assert rows[FAKE_KEY].state is DeliveryState.DEAD and rows[FAKE_KEY].attempts == MAX_ATTEMPTS
     assert rows["email"].state is DeliveryState.SENT  # the member still hears about it
     assert fake_provider.calls == MAX_ATTEMPTS
-    services.replay(rows["teams"], actor=tenants["admin"])
+    services.replay(rows[FAKE_KEY], actor=tenants["admin"])
     with travel(elapsed):
         dispatcher.run_due()
     rows = deliveries(notification)
-    assert rows["teams"].state is DeliveryState.SENT
+    assert rows[FAKE_KEY].state is DeliveryState.SENT
     assert len(fake_provider.sent) == 1
     assert len(mails(sandbox, tenants["member"].email)) == 1  # replay did not repeat the e-mail
     with pytest.raises(ValueError, match="only dead or failed"):
-        services.replay(rows["teams"], actor=tenants["admin"])
+        services.replay(rows[FAKE_KEY], actor=tenants["admin"])
 
 
 def test_expired_lease_is_claimed_again(sandbox: Any, tenants: dict[str, Any]) -> None:
@@ -304,7 +306,7 @@ def test_test_message_uses_the_pipeline(sandbox: Any, client: Any, tenants: dict
     dispatcher.run_due()
     [mail] = mails(sandbox, tenants["member"].email)
     assert "テストメッセージ" in mail["subject"] or "Test message" in mail["subject"]
-    assert db.session.scalars(select(Delivery)).one().channel is Channel.EMAIL
+    assert db.session.scalars(select(Delivery)).one().channel == "email"
 
 
 def test_delivery_log_explains_and_replays(

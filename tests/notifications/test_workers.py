@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 
 from portal.database import utcnow
 from portal.extensions import db
-from portal.notifications.models import Channel, Delivery, DeliveryState, Notification
+from portal.notifications.models import Delivery, DeliveryState, Notification
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 1000
@@ -57,7 +57,7 @@ def queue_emails(tenants: dict[str, Any], make_user: Any, total: int = TOTAL) ->
             {
                 "notification_id": notification_id,
                 "organization_id": organization_id,
-                "channel": Channel.EMAIL,
+                "channel": "email",
                 "state": DeliveryState.PENDING,
                 "reason": "not_linked",
                 "attempts": 0,
