@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/postgres
 
 .PHONY: help install run test lint fmt typecheck test-sqlite test-postgres test-e2e db-check \
-        db-upgrade db-revision requirements i18n bench browser clean
+        db-upgrade db-revision requirements i18n bench browser e2e-deps clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -62,7 +62,16 @@ browser: ## Install Debian's Chromium and a Japanese font when missing (root)
 	fi
 	@test -x /usr/bin/chromium || { echo "Chromium is unavailable: browser tests cannot run"; exit 1; }
 
-test-e2e: $(STAMP) browser ## Browser tests in headless Chromium (screenshots in artifacts/)
+# axe-core for the accessibility checks, at the version pinned in tests/e2e/package-lock.json.
+E2E_NODE := tests/e2e/node_modules/.package-lock.json
+$(E2E_NODE): tests/e2e/package.json tests/e2e/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing (apt-get install npm): browser tests cannot run"; exit 1; }
+	npm ci --prefix tests/e2e --ignore-scripts --no-audit --no-fund
+	@touch $(E2E_NODE)
+
+e2e-deps: $(E2E_NODE) ## Install the browser tests' npm packages (axe-core) from the lock file
+
+test-e2e: $(STAMP) browser e2e-deps ## Browser tests in headless Chromium (screenshots in artifacts/)
 	$(PYTEST) -q tests/e2e
 
 db-upgrade: $(STAMP) ## Apply migrations to the configured database

@@ -67,12 +67,17 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _deliver_until(app: Any, stop: threading.Event) -> None:
-    """The delivery worker's loop: claim and send whatever is due, a few times a second."""
+    """The delivery worker's loop: claim and send whatever is due, a few times a second.
+
+    A few deliveries per pass: a pass waits for the providers' pacing (Slack: one message a
+    second), and the test's teardown waits for the pass, so a test that leaves 36 link notices
+    queued would otherwise wait half a minute for them after its last step.
+    """
     from portal.notifications import dispatcher
 
     with app.app_context():
         while not stop.is_set():
-            dispatcher.run_due()
+            dispatcher.run_due(limit=4)
             db.session.remove()
             stop.wait(0.2)
 
@@ -154,6 +159,22 @@ def page(browser: Any, portal_url: str) -> Iterator[Any]:
     yield tab
     context.close()
     assert violations == [], f"CSP violations: {violations}"
+
+
+@pytest.fixture
+def axe_page(browser: Any, portal_url: str) -> Iterator[Any]:
+    """A tab for the accessibility checks (tests/e2e/a11y.py): like ``page``, but this context
+    alone bypasses the portal's Content-Security-Policy, so Playwright can inject axe-core."""
+    context = browser.new_context(
+        locale="ja-JP",
+        base_url=portal_url,
+        viewport={"width": 1280, "height": 860},
+        bypass_csp=True,
+    )
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    yield tab
+    context.close()
 
 
 def screenshot(page: Any, name: str) -> Path:

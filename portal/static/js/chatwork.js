@@ -9,11 +9,13 @@
     var source = document.querySelector(button.getAttribute("data-copy"));
     if (!source) { return; }
     var text = source.textContent.trim();
+    // The button keeps its name (the ✓ is drawn by CSS and hidden from screen readers); the
+    // confirmation is said in the page's live region, in the page's language.
     var done = function () {
       button.setAttribute("data-copied", "true");
-      var label = button.textContent;
-      button.textContent = "✓";
-      setTimeout(function () { button.textContent = label; }, 1500);
+      setTimeout(function () { button.removeAttribute("data-copied"); }, 1500);
+      var toast = document.getElementById("toast");
+      if (window.portalAnnounce && toast) { window.portalAnnounce(toast.getAttribute("data-copied")); }
     };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, function () {});
