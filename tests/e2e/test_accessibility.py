@@ -25,6 +25,11 @@ from tests.e2e.test_chatwork_procedure import allow_as_notification_account, reg
 
 LOCALES = ("ja", "en")
 PROVIDERS = ("slack", "teams", "chatwork")
+# The names of the controls that show an icon or a short word only, in each language.
+NAMES = {
+    "ja": {"gear": "システム設定", "close": "閉じる", "copy": "コピー"},
+    "en": {"gear": "System settings", "close": "Close", "copy": "Copy"},
+}
 
 
 def use_locale(page: Any, locale: str) -> None:
@@ -111,13 +116,14 @@ def admin_pages_before_connecting(audit: Audit, locale: str) -> None:
             *(f"/settings/integrations/{key}/members" for key in PROVIDERS),
         ],
     )
+    expect(page.locator("#gear-menu > summary")).to_have_accessible_name(NAMES[locale]["gear"])
     # Chatwork's copy buttons keep their name after a copy; the live region says it.
     visit(page, "/settings/integrations/chatwork")
     copy = page.locator("button[data-copy='#chatwork-value-redirect']")
-    name = copy.inner_text()
+    expect(copy).to_have_accessible_name(NAMES[locale]["copy"])
     copy.click()
     expect(copy).to_have_attribute("data-copied", "true")
-    expect(copy).to_have_accessible_name(name)
+    expect(copy).to_have_accessible_name(NAMES[locale]["copy"])
     expect(page.locator("#toast")).not_to_be_empty()
     audit.check("Chatwork setup, a value just copied", locale)
 
@@ -162,6 +168,7 @@ def admin_pages_after_connecting(audit: Audit, locale: str) -> None:
     page.locator("#integrations-members button.choose-account").first.click()
     dialog = page.locator("dialog#integrations-choose-dialog")
     expect(dialog).to_be_visible()
+    expect(dialog.locator("[data-close-dialog]")).to_have_accessible_name(NAMES[locale]["close"])
     audit.check("account-selection dialog", locale)
     page.fill("#integrations-account-search", "demo-corp")
     expect(page.locator("#integrations-account-choices li[data-account]")).to_have_count(3)
