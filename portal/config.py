@@ -106,20 +106,13 @@ class BaseConfig:
     AUDIT_PER_PAGE = 50
     SANDBOX = False
 
-    SLACK_CLIENT_ID = _env("SLACK_CLIENT_ID")
-    SLACK_CLIENT_SECRET = _env("SLACK_CLIENT_SECRET")
-    SLACK_SIGNING_SECRET = _env("SLACK_SIGNING_SECRET")
-    MS_APP_ID = _env("MS_APP_ID")
-    MS_CLIENT_SECRET = _env("MS_CLIENT_SECRET")
-    # When MS_CLIENT_SECRET expires (ISO 8601, e.g. 2028-05-31): warned about 14 days ahead.
-    MS_CLIENT_SECRET_EXPIRES_AT = _env("MS_CLIENT_SECRET_EXPIRES_AT")
-    TEAMS_BOT_NAME = _env("TEAMS_BOT_NAME", "Wistant bot")
-    TEAMS_SERVICE_URL_HOSTS = _env("TEAMS_SERVICE_URL_HOSTS", "smba.trafficmanager.net")
-
     def __init__(self) -> None:
-        # Real provider hosts; development and tests point these at the sandbox instead.
+        # Each provider's URLs (real hosts; development and tests point them at the sandbox)
+        # and its other settings, such as its app's credentials (``ChatProvider.settings``).
         for key, default in provider_url_defaults().items():
             setattr(self, key, _env(key, default))
+        for setting in providers.settings():
+            setattr(self, setting.name, _env(setting.name, setting.default))
 
 
 class DevelopmentConfig(BaseConfig):
@@ -134,12 +127,6 @@ class DevelopmentConfig(BaseConfig):
     PORTAL_ENCRYPTION_KEYS = _env("PORTAL_ENCRYPTION_KEYS", DEV_ENCRYPTION_KEY)
     SANDBOX = True
     PROVIDER_CA_BUNDLE = _env("PROVIDER_CA_BUNDLE", str(INSTANCE / "sandbox-ca" / "ca.pem"))
-    SLACK_CLIENT_ID = _env("SLACK_CLIENT_ID", "1111111111.2222222222")
-    SLACK_CLIENT_SECRET = _env("SLACK_CLIENT_SECRET", "sandbox-slack-client-secret")
-    SLACK_SIGNING_SECRET = _env("SLACK_SIGNING_SECRET", "sandbox-slack-signing-secret")
-    MS_APP_ID = _env("MS_APP_ID", "00000000-0000-4000-8000-00000000a99b")
-    MS_CLIENT_SECRET = _env("MS_CLIENT_SECRET", "sandbox-ms-client-secret")
-    TEAMS_SERVICE_URL_HOSTS = _env("TEAMS_SERVICE_URL_HOSTS", "127.0.0.1,localhost")
 
     def __init__(self) -> None:
         super().__init__()
@@ -149,6 +136,9 @@ class DevelopmentConfig(BaseConfig):
         )
         for key, value in sandbox.items():
             setattr(self, key, _env(key, value))
+        for setting in providers.settings():
+            if setting.sandbox is not None:  # the sandbox's own app and hosts
+                setattr(self, setting.name, _env(setting.name, setting.sandbox))
 
 
 class TestingConfig(DevelopmentConfig):

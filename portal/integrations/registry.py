@@ -14,7 +14,7 @@ from flask import abort
 from jinja2 import BaseLoader, Environment, FileSystemLoader, TemplateNotFound
 
 if TYPE_CHECKING:  # every provider module imports this one to register itself
-    from .providers.base import ChatProvider, URLSetting
+    from .providers.base import ChatProvider, Setting, URLSetting
 
 #: Where provider templates are named from, so existing template names keep resolving.
 TEMPLATE_PREFIX = "integrations/providers/"
@@ -30,6 +30,10 @@ class ProviderRegistry:
             raise ValueError(f"provider {cls.key!r} registered twice")
         self._providers[cls.key] = cls()
         return cls
+
+    def unregister(self, key: str) -> None:
+        """Take a provider away again (a test's provider, registered for that test only)."""
+        self._providers.pop(key, None)
 
     def get(self, key: str) -> ChatProvider | None:
         return self._providers.get(key)
@@ -50,6 +54,10 @@ class ProviderRegistry:
     def url_settings(self) -> list[URLSetting]:
         """Every provider's URL settings, in provider order."""
         return [setting for provider in self.all() for setting in provider.url_settings]
+
+    def settings(self) -> list[Setting]:
+        """Every provider's other settings, in provider order."""
+        return [setting for provider in self.all() for setting in provider.settings]
 
     def template_loader(self) -> ProviderTemplates:
         """A Jinja loader for every registered provider's own templates."""

@@ -104,6 +104,17 @@ class CoverageReason:
         return url_for(self.endpoint, _anchor=self.anchor, **values)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """Another setting the configuration reads from the environment for a provider: its app's
+    credentials, a bot's name. ``default`` applies in production, ``sandbox`` in development and
+    tests (the sandbox's own app), when given."""
+
+    name: str
+    default: str | None = None
+    sandbox: str | None = None
+
+
 class ProviderError(Exception):
     """Base of every provider failure. ``code`` is the provider's own error name."""
 
@@ -181,6 +192,8 @@ class ChatProvider(abc.ABC):
     order: ClassVar[int] = 100
     #: The provider's URLs, read from the environment (``config.py`` asks the registry).
     url_settings: ClassVar[tuple[URLSetting, ...]] = ()
+    #: Its other settings (credentials…), read from the environment the same way.
+    settings: ClassVar[tuple[Setting, ...]] = ()
     #: The settings among ``url_settings`` the browser is sent to for consent: the CSP's
     #: ``form-action`` allows their origins (``security.py``).
     consent_settings: ClassVar[tuple[str, ...]] = ()
@@ -201,6 +214,10 @@ class ChatProvider(abc.ABC):
     @abc.abstractmethod
     def client(self, integration: Integration) -> ChatClient:
         """Return a client that acts with ``integration``'s credentials."""
+
+    def icon_url(self) -> str:
+        """The logo on the provider's card: ``static/img/<key>.svg`` unless it says otherwise."""
+        return url_for("static", filename=f"img/{self.key}.svg")
 
     def template_folder(self) -> str:
         """Where this provider's templates live: ``templates/`` beside the module that defines

@@ -26,7 +26,7 @@ from ...directory import start_sync
 from ...models import Integration
 from ...registry import providers
 from ...wizard import Step
-from ..base import ChatProvider, ConnectionData, PacingBudget, URLSetting
+from ..base import ChatProvider, ConnectionData, PacingBudget, Setting, URLSetting
 from . import setup, views  # noqa: F401  (views: registers POST /slack/events)
 from .client import SlackClient
 
@@ -46,6 +46,11 @@ class SlackProvider(ChatProvider):
             browser=True,
         ),
         URLSetting("SLACK_API_URL", "https://slack.com/api/", "/slack/api/"),
+    )
+    settings = (
+        Setting("SLACK_CLIENT_ID", sandbox="1111111111.2222222222"),
+        Setting("SLACK_CLIENT_SECRET", sandbox="sandbox-slack-client-secret"),
+        Setting("SLACK_SIGNING_SECRET", sandbox="sandbox-slack-signing-secret"),
     )
     consent_settings = ("SLACK_AUTHORIZE_URL",)
     #: chat.postMessage: about 1 per second per channel with short bursts, and a workspace cap

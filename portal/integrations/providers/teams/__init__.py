@@ -33,7 +33,14 @@ from ...directory import start_sync
 from ...models import ChatAccount, Integration
 from ...registry import providers
 from ...wizard import Step
-from ..base import ChatProvider, ConnectionData, CoverageReason, PacingBudget, URLSetting
+from ..base import (
+    ChatProvider,
+    ConnectionData,
+    CoverageReason,
+    PacingBudget,
+    Setting,
+    URLSetting,
+)
 from . import setup, views  # noqa: F401  (views: registers POST /teams/messages)
 from .client import TeamsClient
 
@@ -75,6 +82,14 @@ class TeamsProvider(ChatProvider):
             "https://login.botframework.com/v1/.well-known/openidconfiguration",
             "/microsoft/botframework/v1/.well-known/openidconfiguration",
         ),
+    )
+    settings = (
+        Setting("MS_APP_ID", sandbox="00000000-0000-4000-8000-00000000a99b"),
+        Setting("MS_CLIENT_SECRET", sandbox="sandbox-ms-client-secret"),
+        # When MS_CLIENT_SECRET expires (ISO 8601, e.g. 2028-05-31): warned 14 days ahead.
+        Setting("MS_CLIENT_SECRET_EXPIRES_AT"),
+        Setting("TEAMS_BOT_NAME", "Wistant bot"),
+        Setting("TEAMS_SERVICE_URL_HOSTS", "smba.trafficmanager.net", "127.0.0.1,localhost"),
     )
     consent_settings = ("MS_CONSENT_URL",)
     rate_per_second = TENANT_RATE
