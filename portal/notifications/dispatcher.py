@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
@@ -347,13 +348,22 @@ def _add_fallback(delivery: Delivery, code: str) -> None:
     _schedule_wake(fallback.id, 0)
 
 
+#: How the runner around this module (:mod:`.jobs`, which imports it) is asked for a pass when
+#: a rescheduled row or a new fallback falls due: ``(delivery id, delay in seconds)``. Set by
+#: that runner through :func:`wake_with`, so this module does not import its own runner. With
+#: none set the sweep finds the row: a lost wake-up costs one sweep interval, never a message.
+_waker: Callable[[int, float], None] | None = None
 _wake_lock = threading.Lock()
 
 
-def _schedule_wake(delivery_id: int, delay: float) -> None:
-    if not current_app.config.get("DELIVERY_AUTOWAKE", True):
-        return
-    from .jobs import deliver_later
+def wake_with(waker: Callable[[int, float], None]) -> None:
+    """Let ``waker`` schedule the passes that retries and fallbacks need (see ``_waker``)."""
+    global _waker
+    _waker = waker
 
+
+def _schedule_wake(delivery_id: int, delay: float) -> None:
+    if _waker is None or not current_app.config.get("DELIVERY_AUTOWAKE", True):
+        return
     with _wake_lock:
-        deliver_later(delivery_id, delay)
+        _waker(delivery_id, delay)

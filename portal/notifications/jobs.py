@@ -44,6 +44,10 @@ def deliver_later(delivery_id: int, delay: float) -> None:
     cast(Any, _wake).schedule(delay=max(0.0, delay))  # huey TaskWrapper
 
 
+# Retries and fallbacks wake a worker at their due time (the dispatcher cannot import us).
+dispatcher.wake_with(deliver_later)
+
+
 @periodic_task(crontab(minute="*"))
 def sweep() -> int:
     """Claim every due or lease-expired delivery; end and report the ones stuck for good."""

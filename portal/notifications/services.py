@@ -30,6 +30,7 @@ from ..integrations.models import (
     LinkMethod,
 )
 from ..integrations.registry import providers
+from .jobs import deliver_now
 from .models import Delivery, DeliveryState, Notification
 from .transports import transports
 
@@ -188,8 +189,6 @@ def wake(deliveries: list[Delivery] | list[int]) -> None:
         return
     ids = [d if isinstance(d, int) else d.id for d in deliveries]
     if ids:
-        from .jobs import deliver_now
-
         deliver_now(ids)
 
 

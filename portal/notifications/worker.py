@@ -11,6 +11,9 @@ import logging
 import threading
 import time
 
+from huey.consumer import Consumer
+
+from .. import create_app
 from ..tasks import bind_app, huey
 from . import dispatcher, jobs
 
@@ -24,10 +27,6 @@ def _keep_sweeping(interval: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from huey.consumer import Consumer
-
-    from .. import create_app
-
     parser = argparse.ArgumentParser(prog="python -m portal.notifications.worker")
     parser.add_argument("--threads", type=int, default=2, help="huey worker threads")
     args = parser.parse_args(argv)
