@@ -66,7 +66,7 @@ from portal.integrations.providers.base import (  # noqa: E402
 )
 from portal.integrations.registry import providers  # noqa: E402
 from portal.notifications import dispatcher  # noqa: E402
-from portal.notifications.models import Channel, Delivery, DeliveryState, Notification  # noqa: E402
+from portal.notifications.models import Delivery, DeliveryState, Notification  # noqa: E402
 from sandbox.testing import run_sandbox  # noqa: E402
 
 KEY = "YmVuY2gtZW5jcnlwdGlvbi1rZXktMzItYnl0ZXMtb2s="
@@ -112,7 +112,7 @@ class FakeChatAPI:
 class BenchProvider(ChatProvider):
     """The provider interface over the fake API: the same seam Slack, Chatwork and Teams use."""
 
-    key = "teams"  # a real channel; the fake stands in for it in this process only
+    key = "bench"  # its own provider key, so its own channel, in this process only
     name = "Fake chat"
 
     def __init__(self, url: str, rate: float, limited: bool) -> None:
@@ -215,7 +215,7 @@ def build(database_url: str, smtp_port: int, extra: dict[str, Any]) -> Any:
 
 
 def queue(
-    app: Any, count: int, channel: Channel, links: dict[int, tuple[int, int]] | None = None
+    app: Any, count: int, channel: str, links: dict[int, tuple[int, int]] | None = None
 ) -> None:
     with app.app_context():
         organization_id = db.session.scalar(select(Organization.id))
@@ -228,7 +228,7 @@ def link_everyone(app: Any) -> dict[int, tuple[int, int]]:
         organization_id = db.session.scalar(select(Organization.id))
         integration = Integration(
             organization_id=organization_id,
-            provider="teams",
+            provider=BenchProvider.key,
             state=IntegrationState.CONNECTED,
             external_id="bench-tenant",
         )
@@ -290,7 +290,7 @@ def sent_stats(app: Any) -> tuple[int, list[float]]:
 def email_part(tmp: Path, count: int, box: Any) -> dict[str, Any]:
     database = f"sqlite:///{tmp / 'email.sqlite3'}"
     app = build(database, box.smtp_port, {})
-    queue(app, count, Channel.EMAIL)
+    queue(app, count, "email")
     env = {
         **os.environ,
         "PORTAL_ENV": "development",
@@ -350,13 +350,13 @@ def chat_part(
 ) -> dict[str, Any]:
     api = FakeAPIProcess(latency, limit)
     budget = limit * 0.96 if limit else 10_000.0  # pace just under the provider's limit
-    providers._providers["teams"] = BenchProvider(api.url, budget, limit is not None)
+    providers._providers[BenchProvider.key] = BenchProvider(api.url, budget, limit is not None)
     app = build(
         f"sqlite:///{tmp / (name + '.sqlite3')}",
         box.smtp_port,
         {"DELIVERY_CONCURRENCY": concurrency},
     )
-    queue(app, count, Channel.TEAMS, link_everyone(app))
+    queue(app, count, BenchProvider.key, link_everyone(app))
     started = time.monotonic()
     with app.app_context():
         while True:

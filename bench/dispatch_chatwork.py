@@ -50,7 +50,6 @@ from portal.integrations.models import (  # noqa: E402
 from portal.integrations.providers.chatwork import client as chatwork  # noqa: E402
 from portal.integrations.providers.chatwork.setup import SCOPES  # noqa: E402
 from portal.notifications import dispatcher  # noqa: E402
-from portal.notifications.models import Channel  # noqa: E402
 from sandbox.testing import run_sandbox  # noqa: E402
 
 REDIRECT = "http://127.0.0.1:5000/chatwork/oauth/callback"
@@ -193,7 +192,7 @@ def main() -> None:
             },
         )
         links = connect(app, box, account_id)
-        queue(app, args.dms, Channel.CHATWORK, links)
+        queue(app, args.dms, "chatwork", links)
         counter = Counter()
         chatwork.api_call = counter  # type: ignore[assignment]
         time.sleep(window)  # let the sync's request leave the window: measure sends only

@@ -73,7 +73,7 @@ from portal.integrations.models import (  # noqa: E402
 from portal.integrations.providers.slack import client as slack  # noqa: E402
 from portal.integrations.registry import providers  # noqa: E402
 from portal.notifications import dispatcher  # noqa: E402
-from portal.notifications.models import Channel, Delivery, DeliveryState, Notification  # noqa: E402
+from portal.notifications.models import Delivery, DeliveryState, Notification  # noqa: E402
 from sandbox.config import RATE_LIMITS  # noqa: E402
 from sandbox.slack import api as slack_api  # noqa: E402
 from sandbox.testing import run_sandbox  # noqa: E402
@@ -277,7 +277,7 @@ def pair(tmp: Path, name: str, box: Any, args: Any, rate: float, interval: float
     for logger in ("werkzeug", "apprise"):
         logging.getLogger(logger).setLevel(logging.ERROR)  # 1,000s of lines otherwise
     links = connect(app, box)
-    queue(app, args.dms, Channel.SLACK, links)
+    queue(app, args.dms, "slack", links)
     token, dms = dms_of(app)
     box.state.limiter.reset()
     before, calls = received(box), counts(box)

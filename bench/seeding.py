@@ -18,7 +18,7 @@ from portal.accounts.models import Organization, User
 from portal.audit.models import AuditEvent
 from portal.database import utcnow
 from portal.extensions import db
-from portal.notifications.models import Channel, Delivery, DeliveryState, Notification
+from portal.notifications.models import Delivery, DeliveryState, Notification
 
 BATCH = 10_000
 
@@ -90,7 +90,7 @@ def queue_deliveries(
     organization_id: int,
     users: Sequence[int],
     count: int,
-    channel: Channel = Channel.EMAIL,
+    channel: str = "email",
     links: dict[int, tuple[int, int]] | None = None,
     chunk: int = 2_000,
 ) -> None:
