@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from typing import Any
 
+from babel.lists import format_list
 from flask import Flask
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from flask_babel.speaklater import LazyString
 
 from .accounts.permissions import Permission
 from .accounts.tenancy import org_args
 from .integrations.registry import providers
+from .notifications.channels import transports
 
 STATE_LABELS = {
     "not_connected": _l("Not connected"),
@@ -29,35 +29,24 @@ LINK_METHOD_LABELS = {
     "bot_install": _l("Linked by the bot"),
     "csv": _l("Imported"),
 }
-#: E-mail is a channel, not a chat provider: its label is the one name not in the registry.
-EMAIL_LABEL = _l("E-mail")
 
 
-def provider_name(key: str) -> str | LazyString:
-    """The display name of a provider (``ChatProvider.name``) or channel; the key if unknown."""
-    if key == "email":
-        return EMAIL_LABEL
-    provider = providers.get(key)
-    return provider.name if provider is not None else key
+def provider_name(key: str) -> str:
+    """The display name of a channel: e-mail, or a chat provider (``ChatProvider.name``); the
+    key itself when nothing is registered under it."""
+    return transports.name(key)
 
 
-class _ProviderNames(Mapping[str, "str | LazyString"]):
-    """:func:`provider_name` as a read-only mapping, for modules that still look names up with
-    ``PROVIDER_NAMES.get``; it holds no names of its own."""
-
-    def __getitem__(self, key: str) -> str | LazyString:
-        if key != "email" and providers.get(key) is None:
-            raise KeyError(key)
-        return provider_name(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter([*providers.keys(), "email"])
-
-    def __len__(self) -> int:
-        return len(providers.keys()) + 1
-
-
-PROVIDER_NAMES: Mapping[str, str | LazyString] = _ProviderNames()
+def provider_list(style: str = "standard", *, links_by_email: bool = False) -> str:
+    """The registered chat tools' names as one phrase in the current language ("Slack,
+    Chatwork, or Microsoft Teams" for ``style="or"``), so help texts never name a fixed set;
+    ``links_by_email`` keeps the tools whose directory can link members by e-mail."""
+    names = [
+        str(provider.name)
+        for provider in providers.all()
+        if provider.links_by_email or not links_by_email
+    ]
+    return format_list(names, style=style, locale=get_locale() or "ja")  # type: ignore[arg-type]
 
 
 def init_app(app: Flask) -> None:
@@ -70,5 +59,6 @@ def init_app(app: Flask) -> None:
             "state_label": lambda key: STATE_LABELS.get(key, key),
             "role_label": lambda key: ROLE_LABELS.get(key, key),
             "provider_name": provider_name,
+            "provider_list": provider_list,
             "method_label": lambda key: LINK_METHOD_LABELS.get(key, key),
         }

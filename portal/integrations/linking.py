@@ -26,7 +26,6 @@ from ..database import utcnow
 from ..extensions import db
 from ..me import notices
 from ..notifications import services as notifications
-from ..notifications.models import Channel
 from ..paging import contains_ci
 from .models import AccountLink, ChatAccount, DirectorySync, Integration, LinkBatch, LinkMethod
 from .registry import providers
@@ -204,7 +203,7 @@ def send_test_message(integration: Integration, user: User, *, actor: User) -> C
     if link is None or link.organization_id != user.organization_id:
         raise NotLinked
     account = link.chat_account
-    pinned = notifications.Route(Channel(integration.provider), "test", integration.id, account.id)
+    pinned = notifications.Route(integration.provider, "test", integration.id, account.id)
     notifications.send_test_message(user, actor=actor, pinned=pinned)
     return account
 

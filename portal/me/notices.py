@@ -26,7 +26,7 @@ from ..database import utcnow
 from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..notifications import mail
-from ..notifications.models import ChannelKey, Delivery, DeliveryState, Notification
+from ..notifications.models import Delivery, DeliveryState, Notification
 from ..notifications.services import AUTO_METHODS, HELD_REASON, create_notification, wake
 from ..notifications.transports import transports
 from ..tasks import task
@@ -295,7 +295,7 @@ def reroute_held(user: User, account_id: int | None) -> list[Delivery]:
             Delivery.chat_account_id == account_id,
         )
     ).all()
-    channel = ChannelKey(transports.default.key)
+    channel = transports.default.key
     moved = []
     for delivery in held:
         if any(d.channel == channel for d in delivery.notification.deliveries):

@@ -90,6 +90,11 @@ class Transport(abc.ABC):
         """Try to deliver ``attempt``; raise only for what no handler expected (a crash, which
         the dispatcher records as an attempt)."""
 
+    @abc.abstractmethod
+    def destination(self, delivery: Delivery, recipient: User) -> str:
+        """Where a sent ``delivery`` went, as a phrase for support ("to a@example.com");
+        empty when it can no longer be told (the chat account was removed since)."""
+
     def after_sent(self, attempt: Attempt) -> None:  # noqa: B027  (optional hook)
         """Side effects once ``sent`` is recorded (e.g. the integration's last success)."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -16,11 +15,9 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..database import UTCDateTime, utcnow
 from ..extensions import db
@@ -40,47 +37,6 @@ class DeliveryState(enum.StrEnum):
 UNEXPECTED_ERROR = "unexpected_error"
 #: ``last_error_code`` of a row whose worker stopped mid-send (its lease ran out).
 LEASE_EXPIRED = "lease_expired"
-
-
-class Channel(enum.StrEnum):
-    """Deprecated (issue 14): the channel keys of the time ``Delivery.channel`` was this enum.
-
-    A channel is now a key of ``channels.transports`` (``"email"`` and every registered chat
-    provider's key). Kept only while ``integrations/linking.py`` still builds a ``Route`` with
-    it; nothing in the notification pipeline reads it.
-    """
-
-    EMAIL = "email"
-    SLACK = "slack"
-    CHATWORK = "chatwork"
-    TEAMS = "teams"
-
-
-class ChannelKey(str):
-    """A channel key as ``Delivery.channel`` hands it out: a plain string that also answers
-    ``.value`` like the enum it replaced. Transitional (issue 14): ``support/services.py`` and
-    the delivery tables in ``me/accounts.html``, ``notifications/_delivery_rows.html`` and
-    ``support/member.html`` still read ``delivery.channel.value``; drop this once they read
-    the key itself."""
-
-    __slots__ = ()
-
-    @property
-    def value(self) -> str:
-        return str(self)
-
-
-class _ChannelColumn(TypeDecorator[ChannelKey]):
-    """``VARCHAR(16)`` as before (no migration); values load as :class:`ChannelKey`."""
-
-    impl = String(16)
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else str(value)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> ChannelKey | None:
-        return None if value is None else ChannelKey(value)
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:
@@ -137,7 +93,7 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     #: The channel's key in ``channels.transports``: "email", "slack", "chatwork", "teams"…
     #: (checked when set, see ``transports/__init__.py``).
-    channel: Mapped[ChannelKey] = mapped_column(_ChannelColumn())
+    channel: Mapped[str] = mapped_column(String(16))
     integration_id: Mapped[int | None] = mapped_column(
         ForeignKey("integrations.id", ondelete="SET NULL")
     )
@@ -163,10 +119,6 @@ class Delivery(db.Model):  # type: ignore[name-defined]
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     notification: Mapped[Notification] = relationship(back_populates="deliveries")
-
-    @validates("channel")
-    def _channel_key(self, _name: str, value: str) -> ChannelKey:
-        return ChannelKey(value)
 
 
 class PacingBucket(db.Model):  # type: ignore[name-defined]

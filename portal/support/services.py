@@ -17,10 +17,11 @@ from ..audit import service as audit
 from ..audit.models import AuditEvent
 from ..database import utcnow
 from ..extensions import db
-from ..integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
+from ..integrations.models import AccountLink, Integration, IntegrationState
 from ..integrations.registry import providers
 from ..notifications.explain import explain_outcome, explain_reason, provider_name
 from ..notifications.models import Delivery, DeliveryState, Notification
+from ..notifications.transports import transports
 from ..paging import contains_ci
 from . import events as _events  # noqa: F401
 
@@ -150,9 +151,7 @@ def recent_deliveries(
         DeliveryLine(
             d,
             n,
-            explain_outcome(
-                d.channel.value, d.state.value, d.last_error_code, d.attempts, d.reason
-            ),
+            explain_outcome(d.channel, d.state.value, d.last_error_code, d.attempts, d.reason),
             explain_reason(d.reason),
         )
         for d, n in rows
@@ -180,28 +179,17 @@ def why_not(organization: Organization, user: User, notification: Notification) 
     if not deliveries:
         lines.append(_("Nothing was queued for this notification."))
     for delivery in deliveries:
-        channel = provider_name(delivery.channel.value)
+        channel = provider_name(delivery.channel)
         story = explain_outcome(
-            delivery.channel.value,
+            delivery.channel,
             delivery.state.value,
             delivery.last_error_code,
             delivery.attempts,
             delivery.reason,
         )
         if delivery.state is DeliveryState.SENT:
-            if delivery.channel.value == "email":
-                where = _("to %(email)s", email=user.email)
-            else:
-                account = (
-                    db.session.get(ChatAccount, delivery.chat_account_id)
-                    if delivery.chat_account_id
-                    else None
-                )
-                where = (
-                    _("as a direct message to %(account)s", account=account.name)
-                    if (account)
-                    else ""
-                )
+            transport = transports.get(delivery.channel)
+            where = transport.destination(delivery, user) if transport else ""
             lines.append(
                 _(
                     "%(channel)s: delivered %(where)s at %(when)s. If the member cannot find"

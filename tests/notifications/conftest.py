@@ -28,7 +28,7 @@ def fake_provider() -> Iterator[ScriptedProvider]:
     fake = providers.get(FAKE_KEY)
     assert isinstance(fake, ScriptedProvider)
     yield fake
-    providers._providers.pop(FAKE_KEY)  # the registry has no unregister: tests alone need one
+    providers.unregister(FAKE_KEY)
 
 
 @pytest.fixture

@@ -68,11 +68,8 @@ def test_a_row_on_a_channel_that_is_gone_goes_by_email(
         tenants["own"], tenants["member"], title="t", body="b"
     )
     db.session.commit()
-    providers._providers.pop(FAKE_KEY)
-    try:
-        dispatcher.run_due()
-    finally:
-        providers._providers[FAKE_KEY] = fake_provider
+    providers.unregister(FAKE_KEY)
+    dispatcher.run_due()
     rows = {
         row.channel: row
         for row in db.session.scalars(

@@ -15,6 +15,7 @@ from portal.integrations.models import IntegrationState, LinkMethod
 from portal.notifications.models import DeliveryState
 from portal.notifications.services import create_notification
 from portal.support import coverage
+from portal.support import services as support_services
 from tests.people.people_helpers import link, slack
 
 
@@ -103,3 +104,30 @@ def test_overview_shows_coverage_and_next_steps(client: Any, tenants: Any) -> No
     assert "coverage-no_email_match" in page.text
     assert "/settings/integrations/slack/members?state=unlinked" in page.text
     assert "credential-warning" in page.text
+
+
+def test_why_says_where_each_sent_delivery_went(tenants: Any) -> None:
+    """Each transport tells where its delivery went: the DM's account, the e-mail's address;
+    nothing when the account is gone."""
+    integration, accounts = slack(tenants["own"])
+    member = tenants["member"]
+    linking.link_account(integration, member, accounts[0], actor=tenants["admin"])
+    tenants["own"].allow_channel_choice = True
+    member.channel_preference = "both"
+    notification, _new = create_notification(
+        tenants["own"], member, title="評価面談のお知らせ", body="…"
+    )
+    db.session.commit()
+    for delivery in notification.deliveries:
+        delivery.state = DeliveryState.SENT
+        delivery.sent_at = utcnow()
+    db.session.commit()
+    assert {d.channel for d in notification.deliveries} == {"slack", "email"}
+    lines = " ".join(support_services.why_not(tenants["own"], member, notification))
+    assert f"{accounts[0].name} へのダイレクトメッセージで" in lines
+    assert f"{member.email} 宛てに" in lines
+    for delivery in notification.deliveries:
+        delivery.chat_account_id = None
+    assert "ダイレクトメッセージで" not in " ".join(
+        support_services.why_not(tenants["own"], member, notification)
+    )

@@ -7,8 +7,9 @@
 
 Adding a transport (outbound webhooks are the next one):
 1. Create ``transports/<key>.py`` with a :class:`..channels.Transport` subclass: its ``key``,
-   ``name()``, ``fallback`` and ``send(attempt)`` returning an outcome (``Sent``, ``Later``,
-   ``Retry``, ``Failed``); never write the delivery row, the dispatcher does.
+   ``name()``, ``destination()``, ``fallback`` and ``send(attempt)`` returning an outcome
+   (``Sent``, ``Later``, ``Retry``, ``Failed``); never write the delivery row, the
+   dispatcher does.
 2. Register an instance below.
 3. Route to it: :func:`..services.create_notification` writes deliveries for ``Route`` keys.
 The dispatcher, the delivery log's channel filter and the API description pick it up from

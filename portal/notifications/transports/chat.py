@@ -13,8 +13,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select, update
 
+from ...accounts.models import User
 from ...crypto import SecretUnavailable
 from ...database import utcnow
 from ...extensions import db
@@ -31,6 +33,7 @@ from ...integrations.providers.base import (
 from .. import pacing
 from ..backoff import retry_delay
 from ..channels import Attempt, Failed, Later, Outcome, Retry, Sent, Transport
+from ..models import Delivery
 from .email import EmailTransport
 
 
@@ -43,6 +46,16 @@ class ChatTransport(Transport):
 
     def name(self) -> str:
         return str(self.provider.name)
+
+    def destination(self, delivery: Delivery, recipient: User) -> str:
+        account = (
+            db.session.get(ChatAccount, delivery.chat_account_id)
+            if delivery.chat_account_id
+            else None
+        )
+        if account is None:
+            return ""
+        return str(gettext("as a direct message to %(account)s", account=account.name))
 
     def send(self, attempt: Attempt) -> Outcome:
         delivery, integration, account = attempt.delivery, attempt.integration, attempt.account

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
-from ...accounts.models import Organization
+from ...accounts.models import Organization, User
 from ...extensions import db
 from .. import mail
 from ..channels import Attempt, Failed, Outcome, Retry, Sent, Transport
 from ..explain import explain_reason
+from ..models import Delivery
 
 #: Routing reasons that need no sentence in the message (the usual case).
 _PLAIN_REASONS = ("not_linked", "linked")
@@ -20,6 +21,9 @@ class EmailTransport(Transport):
 
     def name(self) -> str:
         return str(gettext("E-mail"))
+
+    def destination(self, delivery: Delivery, recipient: User) -> str:
+        return str(gettext("to %(email)s", email=recipient.email))
 
     def send(self, attempt: Attempt) -> Outcome:
         delivery, notification = attempt.delivery, attempt.notification
