@@ -117,3 +117,16 @@ def test_setup_links_by_e_mail_and_explains_coverage(
     # admin, member and member06 were never invited; the guest is linked but unreachable.
     assert "Not invited to the Fourth workspace: <strong>3</strong>" in section
     assert "Linked to a guest account, which gets no DMs: <strong>1</strong>" in section
+
+
+def test_help_texts_name_every_registered_tool(
+    admin_client: Any,
+) -> None:
+    """ "My accounts"' empty state and the policy's auto-link option list the registry's tools;
+    the auto-link option only those whose directory links by e-mail (not Chatwork)."""
+    empty_state = admin_client.get("/me/accounts").get_data(as_text=True)
+    assert "システム管理者が Slack、Chatwork、Microsoft Teams、またはFourth Chat を連携すると" in (
+        empty_state
+    )
+    policy = admin_client.get("/settings/notification-policy").get_data(as_text=True)
+    assert "チャットツール（Slack、Microsoft Teams、Fourth Chat）で同じメールアドレス" in policy
