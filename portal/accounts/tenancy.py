@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from ..extensions import db
-from .models import Organization
+from .models import Organization, User
 
 
 class ChooseOrganization(HTTPException):
@@ -48,6 +48,17 @@ def current_organization() -> Organization:
             abort(404)
     g.organization = organization
     return organization
+
+
+def member_or_404(user_id: int) -> User:
+    """A member of the current organization; another organization's member answers 404 (the
+    same answer as a missing one, so member ids cannot be probed across companies)."""
+    user = db.session.scalar(
+        select(User).where(User.id == user_id, User.organization_id == current_organization().id)
+    )
+    if user is None:
+        abort(404)
+    return user
 
 
 def org_args() -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, or_, select
@@ -17,7 +17,7 @@ from ..paging import contains_ci, page_number, search_text
 from . import bp, services
 from .models import User
 from .permissions import Permission, require
-from .tenancy import current_organization
+from .tenancy import current_organization, member_or_404
 
 
 @bp.get("/settings/members")
@@ -73,12 +73,7 @@ def members() -> str:
 @require(Permission.MANAGE_ORGANIZATION)
 def deactivate(user_id: int) -> Response:
     """Deactivate a member: their sessions end immediately."""
-    organization = current_organization()
-    user = db.session.scalar(
-        select(User).where(User.id == user_id, User.organization_id == organization.id)
-    )
-    if user is None:
-        abort(404)
+    user = member_or_404(user_id)
     if user.id == current_user.id:
         flash(_("You cannot deactivate yourself."), "error")
     elif user.is_active:

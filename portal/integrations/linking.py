@@ -27,6 +27,7 @@ from ..extensions import db
 from ..me import notices
 from ..notifications import services as notifications
 from ..paging import contains_ci
+from .link_audit import account_data, record_link_created, record_link_removed
 from .models import AccountLink, ChatAccount, DirectorySync, Integration, LinkBatch, LinkMethod
 from .registry import providers
 
@@ -90,10 +91,6 @@ def _organization(integration: Integration) -> Organization | None:
     return db.session.get(Organization, integration.organization_id)
 
 
-def _account_data(account: ChatAccount) -> dict[str, Any]:
-    return {"external_id": account.external_id, "name": account.name, "email": account.email}
-
-
 def find_link(integration: Integration, user_id: int) -> AccountLink | None:
     """The member's link in this integration, if any."""
     return db.session.scalar(
@@ -136,7 +133,7 @@ def link_account(
         if link.chat_account_id == account.id:
             return link
         previous = db.session.get(ChatAccount, link.chat_account_id)
-        before = {**(_account_data(previous) if previous else {}), "method": link.method.value}
+        before = {**account_data(previous), "method": link.method.value}
         db.session.delete(link)
         db.session.flush()
     link = AccountLink(
@@ -148,13 +145,14 @@ def link_account(
         linked_by_id=actor.id if actor else None,
     )
     db.session.add(link)
-    audit.record(
-        "link.created",
-        organization=_organization(integration),
+    record_link_created(
+        integration,
+        _organization(integration),
         actor=actor,
-        target=("user", user.id, user.name),
+        member=(user.id, user.name),
+        account=account,
+        method=method,
         before=before,
-        after={**_account_data(account), "method": method.value, "provider": integration.provider},
     )
     try:
         db.session.commit()
@@ -172,17 +170,13 @@ def unlink_account(integration: Integration, user: User, *, actor: User | None) 
     if link is None:
         return False
     account = db.session.get(ChatAccount, link.chat_account_id)
-    audit.record(
-        "link.removed",
-        organization=_organization(integration),
+    record_link_removed(
+        integration,
+        _organization(integration),
         actor=actor,
-        target=("user", user.id, user.name),
-        before={
-            **(_account_data(account) if account else {}),
-            "method": link.method.value,
-            "provider": integration.provider,
-        },
-        after=None,
+        member=(user.id, user.name),
+        account=account,
+        method=link.method,
     )
     db.session.delete(link)
     db.session.commit()
@@ -386,16 +380,13 @@ def _insert_links(
         ],
     )
     for user_id, account_id in matches:
-        audit.record(
-            "link.created",
-            organization=organization,
+        record_link_created(
+            integration,
+            organization,
             actor=actor,
-            target=("user", user_id, names.get(user_id)),
-            after={
-                **_account_data(accounts[account_id]),
-                "method": LinkMethod.EMAIL.value,
-                "provider": integration.provider,
-            },
+            member=(user_id, names.get(user_id)),
+            account=accounts[account_id],
+            method=LinkMethod.EMAIL,
             data={"batch": batch.id},
         )
 
@@ -456,16 +447,13 @@ def undo_batch(integration: Integration, batch_id: int, *, actor: User) -> int:
         raise LinkConflict(_("Some of these links changed just now. Please try again."))
     organization = _organization(integration)
     for row in rows:
-        audit.record(
-            "link.removed",
-            organization=organization,
+        record_link_removed(
+            integration,
+            organization,
             actor=actor,
-            target=("user", row.user_id, row.name),
-            before={
-                **_account_data(row.ChatAccount),
-                "method": LinkMethod.EMAIL.value,
-                "provider": integration.provider,
-            },
+            member=(row.user_id, row.name),
+            account=row.ChatAccount,
+            method=LinkMethod.EMAIL,
             data={"reason": "auto_link_undone", "batch": batch.id},
         )
     batch.undone_at = utcnow()

@@ -19,7 +19,6 @@ import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -29,6 +28,7 @@ from ..audit import service as audit
 from ..extensions import db
 from ..me import notices
 from ..support import events  # noqa: F401  (registers the links.* audit actions)
+from .link_audit import link_data, record_link_created, record_link_removed
 from .models import AccountLink, ChatAccount, Integration, LinkMethod
 
 #: Largest accepted upload; larger files are refused before parsing (MAX_CONTENT_LENGTH is 60 MB).
@@ -421,24 +421,22 @@ def apply_import(integration: Integration, data: bytes, *, actor: User) -> Impor
     db.session.flush()
     for change in plan.changes:
         previous = old.get(change.user_id)
-        before: dict[str, Any] | None = None
-        if previous is not None:
-            account = accounts.get(previous.chat_account_id)
-            before = {
-                "external_id": account.external_id if account else None,
-                "name": account.name if account else None,
-                "method": previous.method.value,
-                "provider": integration.provider,
-            }
+        before = (
+            link_data(integration, accounts.get(previous.chat_account_id), previous.method)
+            if previous is not None
+            else None
+        )
         if change.account_id is None:
-            audit.record(
-                "link.removed",
-                organization=organization,
-                actor=actor,
-                target=("user", change.user_id, change.member),
-                before=before,
-                data={"via": "csv", "line": change.line},
-            )
+            if previous is not None:
+                record_link_removed(
+                    integration,
+                    organization,
+                    actor=actor,
+                    member=(change.user_id, change.member),
+                    account=accounts.get(previous.chat_account_id),
+                    method=previous.method,
+                    data={"via": "csv", "line": change.line},
+                )
             continue
         new = accounts[change.account_id]
         db.session.add(
@@ -451,19 +449,14 @@ def apply_import(integration: Integration, data: bytes, *, actor: User) -> Impor
                 linked_by_id=actor.id,
             )
         )
-        audit.record(
-            "link.created",
-            organization=organization,
+        record_link_created(
+            integration,
+            organization,
             actor=actor,
-            target=("user", change.user_id, change.member),
+            member=(change.user_id, change.member),
+            account=new,
+            method=LinkMethod.CSV,
             before=before,
-            after={
-                "external_id": new.external_id,
-                "name": new.name,
-                "email": new.email,
-                "method": LinkMethod.CSV.value,
-                "provider": integration.provider,
-            },
             data={"line": change.line},
         )
     audit.record(

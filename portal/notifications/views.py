@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from ..accounts.models import Organization, User
 from ..accounts.permissions import Permission, require
-from ..accounts.tenancy import current_organization, org_args
+from ..accounts.tenancy import current_organization, member_or_404, org_args
 from ..extensions import db
 from ..htmx import render_page_or_partial
 from ..paging import contains_ci, positive_id, search_text
@@ -138,12 +138,7 @@ def replay(delivery_id: int) -> Response:
 @require(Permission.MANAGE_INTEGRATIONS)
 def test_message(user_id: int) -> Response:
     """Send this member a test notification through the real pipeline."""
-    organization = current_organization()
-    member = db.session.scalar(
-        select(User).where(User.id == user_id, User.organization_id == organization.id)
-    )
-    if member is None:
-        abort(404)
+    member = member_or_404(user_id)
     notification = services.send_test_message(member, actor=current_user._get_current_object())
     channel = notification.deliveries[0].channel
     flash(

@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import abort, render_template, request
 from sqlalchemy import select
 
-from ..accounts.models import Organization, User
+from ..accounts.models import Organization
 from ..accounts.permissions import Permission, require
-from ..accounts.tenancy import current_organization
+from ..accounts.tenancy import current_organization, member_or_404
 from ..audit.events import ACTIONS
 from ..converters import parse_id
 from ..extensions import db
@@ -36,11 +36,7 @@ def index() -> str:
 def member(user_id: int) -> str:
     """One member: links, link history, recent deliveries, and "why didn't they get it?"."""
     organization = current_organization()
-    user = db.session.scalar(
-        select(User).where(User.id == user_id, User.organization_id == organization.id)
-    )
-    if user is None:
-        abort(404)
+    user = member_or_404(user_id)
     raw = request.args.get("notification")
     chosen = parse_id(raw)
     notification = services.notification_or_none(organization, user, chosen) if chosen else None

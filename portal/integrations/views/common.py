@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from flask import abort
-from sqlalchemy import select
 
 from ...accounts.models import Organization, User
-from ...accounts.tenancy import current_organization
-from ...extensions import db
+from ...accounts.tenancy import current_organization, member_or_404
 from .. import linking
 from ..models import Integration
 from ..providers.base import ChatProvider
@@ -28,23 +26,13 @@ def get_integration_or_404(organization: Organization, provider: ChatProvider) -
     return integration
 
 
-def get_member_or_404(organization: Organization, user_id: int) -> User:
-    """A member of the current organization; another organization's member answers 404."""
-    user = db.session.scalar(
-        select(User).where(User.id == user_id, User.organization_id == organization.id)
-    )
-    if user is None:
-        abort(404)
-    return user
-
-
 def get_member_context_or_404(key: str, user_id: int) -> tuple[ChatProvider, Integration, User]:
     """The provider, the current organization's live integration with it and one of its
     members: what every per-member action (choose, link, unlink, test) starts from."""
     chat = get_provider_or_404(key)
     organization = current_organization()
     integration = get_integration_or_404(organization, chat)
-    return chat, integration, get_member_or_404(organization, user_id)
+    return chat, integration, member_or_404(user_id)
 
 
 def autolink_region(integration: Integration) -> dict[str, object]:

@@ -34,6 +34,7 @@ from ....accounts.models import Organization, User
 from ....audit import service as audit
 from ....audit.events import ACTIONS, register
 from ....extensions import db
+from ...link_audit import record_link_created
 from ...models import AccountLink, ChatAccount, Integration, LinkMethod
 
 if "link.suggestions_confirmed" not in ACTIONS:
@@ -212,28 +213,20 @@ def apply_suggestions(
                 for s in chosen
             ],
         )
-    external = dict(
-        db.session.execute(
-            select(ChatAccount.id, ChatAccount.external_id).where(
-                ChatAccount.id.in_([s.account_id for s in chosen])
-            )
+    accounts = {
+        account.id: account
+        for account in db.session.scalars(
+            select(ChatAccount).where(ChatAccount.id.in_([s.account_id for s in chosen]))
         )
-        .tuples()
-        .all()
-    )
+    }
     for s in chosen:
-        audit.record(
-            "link.created",
-            organization=organization,
+        record_link_created(
+            integration,
+            organization,
             actor=actor,
-            target=("user", s.user_id, s.user_name),
-            after={
-                "external_id": external.get(s.account_id),
-                "name": s.account_name,
-                "email": None,
-                "method": LinkMethod.SUGGESTION.value,
-                "provider": integration.provider,
-            },
+            member=(s.user_id, s.user_name),
+            account=accounts[s.account_id],
+            method=LinkMethod.SUGGESTION,
         )
     if summary:
         audit.record(

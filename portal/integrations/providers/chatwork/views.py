@@ -13,13 +13,13 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from ....accounts.permissions import Permission, require
-from ....accounts.tenancy import current_organization
+from ....accounts.tenancy import current_organization, member_or_404
 from ....converters import parse_id
 from ....htmx import is_partial_request, trigger
 from ... import bp
 from ...models import Integration
 from ...registry import providers
-from ...views.common import get_integration_or_404, get_member_or_404
+from ...views.common import get_integration_or_404
 from ..base import ChatProvider
 from . import name_matching
 from .setup import registration_values
@@ -88,7 +88,7 @@ def chatwork_confirm_suggestions() -> ResponseReturnValue:
 def chatwork_confirm_one(user_id: int) -> ResponseReturnValue:
     """One-click confirm of a member's suggestion (recomputed, never taken from the form)."""
     integration = _live_integration()
-    user = get_member_or_404(current_organization(), user_id)
+    user = member_or_404(user_id)
     suggestion = name_matching.suggestion_for(integration, user.id)
     if suggestion is None:
         flash(_("This suggestion is no longer valid. Choose the account by hand."), "error")
