@@ -218,11 +218,7 @@ def preview_email_matches(integration: Integration) -> AutoLinkPreview:
             ChatAccount.integration_id == integration.id, ChatAccount.email.is_not(None)
         )
     ).all()
-    links = db.session.execute(
-        select(AccountLink.user_id, AccountLink.chat_account_id).where(
-            AccountLink.integration_id == integration.id
-        )
-    ).all()
+    links = AccountLink.pairs(integration.id)
     linked_users = {user_id for user_id, _ in links}
     account_holder = {account_id: user_id for user_id, account_id in links}
     by_email: dict[str, list[Any]] = defaultdict(list)

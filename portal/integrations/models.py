@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -179,6 +180,18 @@ class AccountLink(db.Model):  # type: ignore[name-defined]
         primaryjoin="AccountLink.chat_account_id == ChatAccount.id",
         viewonly=True,
     )
+
+    @staticmethod
+    def pairs(integration_id: int) -> list[tuple[int, int]]:
+        """Every (member id, chat account id) linked in the integration, in one query: what
+        the matchers (e-mail, Chatwork names) compare against."""
+        return list(
+            db.session.execute(
+                select(AccountLink.user_id, AccountLink.chat_account_id).where(
+                    AccountLink.integration_id == integration_id
+                )
+            ).tuples()
+        )
 
 
 class SetupSession(db.Model):  # type: ignore[name-defined]

@@ -21,8 +21,7 @@ import requests
 from flask import current_app
 
 from ....database import utcnow
-from ....extensions import db
-from ...models import ChatAccount, Integration
+from ...models import ChatAccount
 from ..base import (
     DeliveryResult,
     DirectoryEntry,
@@ -32,11 +31,9 @@ from ..base import (
     ProviderRateLimited,
     RecipientNotFound,
     TemporaryProviderError,
-    stored_secrets,
 )
+from ..token_refresh import RefreshingClient
 
-#: Refresh this long before the access token expires (tokens live 15–30 minutes).
-REFRESH_MARGIN = timedelta(seconds=120)
 TIMEOUT = 15
 
 
@@ -180,60 +177,25 @@ def render_message(message: Message) -> str:
 # --- the installed side ----------------------------------------------------------------------
 
 
-class ChatworkClient:
-    """One organization's connection: its own client credentials and the account's tokens."""
+class ChatworkClient(RefreshingClient):
+    """One organization's connection: its own client credentials and the account's tokens
+    (access tokens live 15–30 minutes)."""
 
-    def __init__(self, integration: Integration) -> None:
-        self.integration = integration
-
-    def _secrets(self) -> dict[str, Any]:
-        return stored_secrets(self.integration)
-
-    def _token(self) -> str:
-        values = self._secrets()
-        expires = self.integration.token_expires_at
-        if expires is not None and expires - utcnow() < REFRESH_MARGIN:
-            values = self.refresh()
-        return str(values["access_token"])
-
-    def refresh(self) -> dict[str, Any]:
-        """Swap the refresh token for a new pair and store it before anyone uses it.
-
-        Compare-and-swap on ``token_version``: when another worker refreshed meanwhile, its
-        pair is used instead of spending the refresh token again. A refused refresh is a dead
-        connection (ProviderAuthError: the worker marks it needs-reconnect).
-        """
-        seen = self.integration.token_version
-        db.session.refresh(self.integration, with_for_update=True)
-        if self.integration.token_version != seen:
-            values = self._secrets()
-            db.session.commit()
-            return values
-        values = self._secrets()
+    def _exchange(self, values: dict[str, Any]) -> tuple[dict[str, Any], datetime | None]:
         client_id = str((self.integration.config or {}).get("client_id") or "")
         if not values.get("refresh_token") or not values.get("client_secret") or not client_id:
-            db.session.rollback()
             raise ProviderAuthError("cannot refresh", code="no_refresh_token")
-        try:
-            answer = token_request(
-                client_id,
-                str(values["client_secret"]),
-                {"grant_type": "refresh_token", "refresh_token": str(values["refresh_token"])},
-            )
-        except ProviderError:
-            db.session.rollback()
-            raise
-        values = {
-            **values,
+        answer = token_request(
+            client_id,
+            str(values["client_secret"]),
+            {"grant_type": "refresh_token", "refresh_token": str(values["refresh_token"])},
+        )
+        # Rotation is not documented either way: keep whatever arrives (OA-23).
+        fresh = {
             "access_token": answer["access_token"],
-            # Rotation is not documented either way: keep whatever arrives (OA-23).
             "refresh_token": answer.get("refresh_token") or values["refresh_token"],
         }
-        self.integration.set_secrets(values)
-        self.integration.token_expires_at = parse_expiry(answer)
-        self.integration.token_version = seen + 1
-        db.session.commit()
-        return values
+        return fresh, parse_expiry(answer)
 
     def _call(self, method: str, path: str, form: dict[str, str] | None = None) -> Any:
         """Call with the current token; on a 401 refresh once and retry, then give up."""

@@ -123,11 +123,7 @@ def suggest(integration: Integration, *, sample: int = 200) -> SuggestionReport:
             ChatAccount.integration_id == integration.id, ChatAccount.is_active.is_(True)
         )
     ).all()
-    links = db.session.execute(
-        select(AccountLink.user_id, AccountLink.chat_account_id).where(
-            AccountLink.integration_id == integration.id
-        )
-    ).all()
+    links = AccountLink.pairs(integration.id)
     linked_users = {user_id for user_id, _ in links}
     linked_accounts = {account_id for _, account_id in links}
     by_key: dict[str, set[int]] = defaultdict(set)

@@ -11,7 +11,7 @@ import logging
 import ssl
 import urllib.error
 from collections.abc import Callable, Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -22,8 +22,7 @@ from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
 
 from ....database import utcnow
-from ....extensions import db
-from ...models import ChatAccount, Integration
+from ...models import ChatAccount
 from ..base import (
     DeliveryResult,
     DirectoryEntry,
@@ -33,8 +32,8 @@ from ..base import (
     ProviderRateLimited,
     RecipientNotFound,
     TemporaryProviderError,
-    stored_secrets,
 )
+from ..token_refresh import RefreshingClient
 
 log = logging.getLogger("portal.integrations.slack")
 
@@ -149,35 +148,12 @@ def render_message(message: Message) -> dict[str, Any]:
     return {"text": fallback[:40000], "blocks": blocks}
 
 
-class SlackClient:
-    """The installed side: one workspace's bot token."""
+class SlackClient(RefreshingClient):
+    """The installed side: one workspace's bot token (rotated when token rotation is on)."""
 
-    def __init__(self, integration: Integration) -> None:
-        self.integration = integration
+    refresh_margin = REFRESH_MARGIN
 
-    # --- credentials ---------------------------------------------------------------------
-
-    def _secrets(self) -> dict[str, Any]:
-        return stored_secrets(self.integration)
-
-    def _token(self) -> str:
-        values = self._secrets()
-        expires = self.integration.token_expires_at
-        if values.get("refresh_token") and expires and expires - utcnow() < REFRESH_MARGIN:
-            values = self.refresh()
-        return str(values["access_token"])
-
-    def refresh(self) -> dict[str, Any]:
-        """Rotate the token pair and store it before anyone uses it (OA-23/OA-25).
-
-        Compare-and-swap on ``token_version``: if another worker rotated meanwhile, use its
-        pair instead of spending our (now revoked) refresh token.
-        """
-        seen = self.integration.token_version
-        db.session.refresh(self.integration, with_for_update=True)
-        if self.integration.token_version != seen:
-            return self._secrets()
-        values = self._secrets()
+    def _exchange(self, values: dict[str, Any]) -> tuple[dict[str, Any], datetime | None]:
         config = current_app.config
         answer = call_slack(
             lambda: web_client().oauth_v2_access(
@@ -187,12 +163,7 @@ class SlackClient:
                 refresh_token=str(values["refresh_token"]),
             )
         )
-        values = {**values, **token_secrets(answer.data)}  # type: ignore[arg-type]
-        self.integration.set_secrets(values)
-        self.integration.token_expires_at = token_expiry(answer.data)  # type: ignore[arg-type]
-        self.integration.token_version = seen + 1
-        db.session.commit()
-        return values
+        return token_secrets(answer.data), token_expiry(answer.data)  # type: ignore[arg-type]
 
     def _with_token(self, function: Callable[[WebClient], SlackResponse]) -> SlackResponse:
         """Call with the current token; on ``token_expired`` rotate once and retry."""
