@@ -37,19 +37,6 @@ _TABLE_PROBLEMS = """() => Array.from(document.querySelectorAll("table")).flatMa
   return problems;
 })"""
 
-#: Known, reported, not fixed here: the Chatwork package's templates belong to the provider
-#: refactoring (portal/integrations/providers/chatwork/templates/). The lead adds a caption and
-#: header cells there, then deletes these lines; a listed problem that is gone fails the check,
-#: so this list cannot outlive the fix.
-PENDING_TABLE_FIXES = frozenset(
-    {
-        "#chatwork-suggestions table has no caption",  # _suggestions.html
-        "#chatwork-suggestions table has no header cells",  # _suggestions.html
-        "#chatwork-confirm-dialog table has no caption",  # _confirm_body.html in the dialog
-    }
-)
-
-
 def axe_violations(page: Any) -> list[dict[str, Any]]:
     """The WCAG 2.2 A/AA violations axe-core finds in the page as it is now."""
     if not AXE_JS.exists():
@@ -79,7 +66,6 @@ class Audit:
         self.page = page
         self.checked: list[str] = []
         self.problems: dict[str, list[str]] = {}
-        self.pending_seen: set[str] = set()
 
     def check(self, state: str, locale: str) -> None:
         label = f"[{locale}] {state}"
@@ -88,8 +74,7 @@ class Audit:
         if lang != locale:
             problems.append(f'<html lang="{lang}">, expected "{locale}"')
         tables = set(self.page.evaluate(_TABLE_PROBLEMS))
-        problems += sorted(tables - PENDING_TABLE_FIXES)
-        self.pending_seen |= tables & PENDING_TABLE_FIXES
+        problems += sorted(tables)
         self.checked.append(label)
         if problems:
             self.problems[label] = problems
@@ -101,10 +86,7 @@ class Audit:
             lines += [f"  {problem}" for problem in problems]
         return "\n".join(lines)
 
-    def assert_clean(self, at_least: int, pending: frozenset[str] = frozenset()) -> None:
-        """No problem in any state checked (at least ``at_least`` of them); ``pending`` are the
-        PENDING_TABLE_FIXES this walk passes, each of which must still be there."""
+    def assert_clean(self, at_least: int) -> None:
+        """No problem in any state checked (at least ``at_least`` of them)."""
         assert self.problems == {}, self.report()
         assert len(self.checked) >= at_least, f"only {len(self.checked)} states were checked"
-        fixed = pending - self.pending_seen
-        assert not fixed, f"fixed now, remove from PENDING_TABLE_FIXES: {sorted(fixed)}"

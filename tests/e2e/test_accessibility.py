@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from portal.demo import DEFAULT_PASSWORD, SUPPORT_EMAIL
 from sandbox.config import DEMO_TENANT_ID
 from sandbox.testing import RunningSandbox
-from tests.e2e.a11y import PENDING_TABLE_FIXES, Audit
+from tests.e2e.a11y import Audit
 from tests.e2e.conftest import login, settled
 from tests.e2e.test_chatwork_procedure import allow_as_notification_account, register_client
 
@@ -336,4 +336,4 @@ def test_every_role_s_pages_and_dialogs_pass_axe(axe_page: Any, sandbox: Running
     member_walk(audit, sandbox)
     support_walk(audit)
     two_step_walk(audit)
-    audit.assert_clean(at_least=127, pending=PENDING_TABLE_FIXES)
+    audit.assert_clean(at_least=127)
