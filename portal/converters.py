@@ -44,7 +44,12 @@ def parse_id(raw: str | None) -> int | None:
     ASCII digits only: ``str.isdigit`` also accepts "²" and "١", which ``int()`` then refuses
     or reads, and any length, which the database refuses.
     """
-    if raw is None or not _ID.fullmatch(raw.strip()):
+    if raw is None:
         return None
-    value = int(raw)
+    # int() reads the stripped text: its idea of whitespace is narrower than str.strip()'s
+    # ("0\x1f" strips to "0" but int("0\x1f") raises).
+    text = raw.strip()
+    if not _ID.fullmatch(text):
+        return None
+    value = int(text)
     return value if 1 <= value <= ID_MAX else None

@@ -37,6 +37,7 @@ _TABLE_PROBLEMS = """() => Array.from(document.querySelectorAll("table")).flatMa
   return problems;
 })"""
 
+
 def axe_violations(page: Any) -> list[dict[str, Any]]:
     """The WCAG 2.2 A/AA violations axe-core finds in the page as it is now."""
     if not AXE_JS.exists():
