@@ -25,6 +25,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from sandbox.slack import api as slack_api
     from sandbox.slack import methods as _slack_methods  # noqa: F401 - registers the methods
     from sandbox.slack import oauth as slack_oauth
+    from sandbox.slack import openid as slack_openid
     from sandbox.state import SandboxState
 
     settings = Settings()
@@ -34,6 +35,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["sandbox"] = SandboxState(settings)
     for blueprint in (
         slack_oauth.bp,
+        slack_openid.bp,
         slack_api.bp,
         chatwork_www.bp,
         chatwork_oauth.bp,

@@ -1,9 +1,10 @@
 """RSA keys that sign the sandbox's JWTs, and their JWKS.
 
-Two keys, as with the real services: one stands in for Entra ID (Graph and Bot Framework
+Three keys, as with the real services: one stands in for Entra ID (Graph and Bot Framework
 access tokens the portal *receives from the token endpoint*), one for the Bot Framework channel
 (tokens on activities the sandbox *sends to the portal*). The channel key is endorsed for
-`msteams` so the portal can check endorsements as the Bot Framework SDK does.
+`msteams` so the portal can check endorsements as the Bot Framework SDK does. The third
+signs Sign in with Slack's id_tokens.
 """
 
 from __future__ import annotations
@@ -61,13 +62,16 @@ class SigningKeys:
 
     identity: SigningKey
     channel: SigningKey
+    #: Sign in with Slack's id_tokens.
+    slack: SigningKey
 
     @classmethod
     def generate(cls) -> SigningKeys:
-        """Create both keys (about 0.1 s each)."""
+        """Create the keys (about 0.1 s each)."""
         return cls(
             identity=SigningKey.generate("sbx-entra"),
             channel=SigningKey.generate("sbx-botframework", ["msteams", "emulator"]),
+            slack=SigningKey.generate("sbx-slack"),
         )
 
 

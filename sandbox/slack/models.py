@@ -152,6 +152,9 @@ class SlackCode:
     webhook_channel: str | None
     expires_at: float
     used: bool = False
+    #: Sign in with Slack: who signed in, and the portal's nonce for the id_token.
+    user_id: str | None = None
+    nonce: str | None = None
 
 
 @dataclass

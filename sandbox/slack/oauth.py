@@ -112,7 +112,7 @@ def _create_code(
     return code
 
 
-def _client_credentials(args: dict[str, Any]) -> tuple[str, str]:
+def client_credentials(args: dict[str, Any]) -> tuple[str, str]:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("basic "):
         try:
@@ -127,7 +127,7 @@ def _client_credentials(args: dict[str, Any]) -> tuple[str, str]:
 @method("oauth.v2.access", needs_token=False)
 def oauth_v2_access(call: Call) -> dict[str, Any]:
     """Exchange a code (or, with rotation, a refresh token) for a bot token."""
-    client_id, secret = _client_credentials(call.args)
+    client_id, secret = client_credentials(call.args)
     if client_id != SLACK_CLIENT_ID:
         raise SlackError("invalid_client_id")
     if secret != SLACK_CLIENT_SECRET:
