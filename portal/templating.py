@@ -28,6 +28,7 @@ LINK_METHOD_LABELS = {
     "suggestion": _l("Suggested"),
     "bot_install": _l("Linked by the bot"),
     "csv": _l("Imported"),
+    "self": _l("Linked by the member"),
 }
 
 

@@ -38,6 +38,22 @@ ROUTES: dict[str, list[Case]] = {
     "me.accounts": [
         Case("GET", "/me/accounts", same(anonymous=LOGIN, member=200, admin=200, support=403))
     ],
+    # "Connect my account": members' own; support staff have no chat account to link.
+    # Without a connected Slack the start goes back to /me/accounts, as does a bare callback.
+    "me.connect": [
+        Case(
+            "POST",
+            "/me/accounts/slack/connect",
+            same(anonymous=LOGIN, member=302, admin=302, support=403),
+        )
+    ],
+    "me.connect_callback": [
+        Case(
+            "GET",
+            "/me/accounts/slack/callback",
+            same(anonymous=LOGIN, member=302, admin=302, support=403),
+        )
+    ],
     # Two-step verification is each user's own, support staff included (they need it most).
     "auth.login_code": [  # without a correct password first: back to the sign-in page
         Case("GET", "/login/code", same(anonymous=302, member=302, admin=302, support=302))

@@ -54,6 +54,11 @@ register("integration.updated", "change", _l("Integration settings changed"))
 register("link.created", "positive", _l("Chat account linked"))
 register("link.removed", "negative", _l("Chat account unlinked"))
 register("link.flagged", "negative", _l("Chat account link flagged"))
+register(
+    "link.self_link_refused",
+    "negative",
+    _l("A member signed in with a chat account linked to someone else"),
+)
 register("api_key.created", "positive", _l("API key created"))
 register("api_key.revoked", "negative", _l("API key revoked"))
 register("delivery.replayed", "change", _l("Delivery replayed"))

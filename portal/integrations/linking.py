@@ -107,10 +107,13 @@ def link_account(
     *,
     actor: User | None,
     method: LinkMethod = LinkMethod.MANUAL,
+    confirmed: bool = False,
 ) -> AccountLink:
     """Link ``user`` to ``account`` (replacing the member's previous account); commits.
 
-    Raises :class:`LinkConflict` when the account is linked to someone else or inactive.
+    ``confirmed``: the member proved the account is theirs (they signed in at the provider),
+    so the link starts confirmed. Raises :class:`LinkConflict` when the account is linked to
+    someone else or inactive.
     """
     if (
         account.integration_id != integration.id
@@ -143,6 +146,7 @@ def link_account(
         chat_account_id=account.id,
         method=method,
         linked_by_id=actor.id if actor else None,
+        confirmed_at=utcnow() if confirmed else None,
     )
     db.session.add(link)
     record_link_created(

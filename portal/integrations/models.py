@@ -46,6 +46,8 @@ class LinkMethod(enum.StrEnum):
     SUGGESTION = "suggestion"
     BOT_INSTALL = "bot_install"
     CSV = "csv"
+    #: The member signed in at the provider themselves (/me/accounts): confirmed by nature.
+    SELF = "self"
 
 
 class Integration(db.Model):  # type: ignore[name-defined]
@@ -226,6 +228,41 @@ class SetupSession(db.Model):  # type: ignore[name-defined]
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Last error shown to the admin (e.g. "キャンセルされました"), never a secret.
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class SignInSession(db.Model):  # type: ignore[name-defined]
+    """One member's "Connect my account" round trip through the provider's user sign-in.
+
+    Like :class:`SetupSession`: keyed by the SHA-256 of the ``state`` sent to the provider,
+    bound to the browser session, the member, the organization and the provider, ten minutes
+    to live, consumed on first use. ``data`` (encrypted) holds the id_token ``nonce``.
+    """
+
+    __tablename__ = "sign_in_sessions"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "organization_id"],
+            ["users.id", "users.organization_id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_sign_in_sessions_user", "user_id"),
+    )
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    integration_id: Mapped[int] = mapped_column(Integer)
+    browser_session: Mapped[str] = mapped_column(String(64))
+    provider: Mapped[str] = mapped_column(String(16))
+    data: Mapped[Any] = mapped_column(EncryptedJSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SyncState(enum.StrEnum):

@@ -27,8 +27,8 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import flash, redirect, render_template, session, url_for
 from flask.typing import ResponseReturnValue
@@ -182,17 +182,7 @@ class SetupPipeline:
         record = db.session.get(SetupSession, hash_state(state))
         if record is None:
             raise CallbackRejected(_("This setup link is unknown or was already used."))
-        problem = None
-        if record.consumed_at is not None:
-            problem = _("This setup link is unknown or was already used.")
-        elif record.expires_at <= utcnow():
-            problem = _("The setup took too long and expired. Please start again.")
-        elif record.provider != provider.key:
-            problem = _("The response arrived for a different chat tool than the one you started.")
-        elif record.browser_session != (current_hash() or "") or record.user_id != user.id:
-            problem = _("This setup was started in another browser session.")
-        elif record.organization_id != organization.id:
-            problem = _("This setup was started for another organization.")
+        problem = state_problem(record, provider.key, organization, user)
         if problem:
             log.warning(
                 "oauth callback rejected: provider=%s reason=%s user=%s",
@@ -436,6 +426,37 @@ def callback_refused(
         status=status,
         message=message,
     )
+
+
+class StateRecord(Protocol):
+    """What an OAuth round trip remembers server-side: the admin's wizard (``SetupSession``)
+    and a member's sign-in (``SignInSession``) alike."""
+
+    organization_id: int
+    user_id: int
+    browser_session: str
+    provider: str
+    expires_at: datetime
+    consumed_at: datetime | None
+
+
+def state_problem(
+    record: StateRecord, provider_key: str, organization: Organization, user: User
+) -> str | None:
+    """Why the ``state`` naming ``record`` must be refused on this request (OA-03…OA-08), or
+    ``None``: used, expired, issued for another provider's redirect URI (mix-up defence),
+    another browser session or user, another organization."""
+    if record.consumed_at is not None:
+        return str(_("This setup link is unknown or was already used."))
+    if record.expires_at <= utcnow():
+        return str(_("The setup took too long and expired. Please start again."))
+    if record.provider != provider_key:
+        return str(_("The response arrived for a different chat tool than the one you started."))
+    if record.browser_session != (current_hash() or "") or record.user_id != user.id:
+        return str(_("This setup was started in another browser session."))
+    if record.organization_id != organization.id:
+        return str(_("This setup was started for another organization."))
+    return None
 
 
 def step_index(steps: Sequence[Step], name: str) -> int:

@@ -180,15 +180,22 @@ def set_policy(
 
 
 def alert_admins_disowned(integration_id: int, user_id: int, account_name: str) -> None:
-    """E-mail the organization's admins in the background; never breaks the member's request."""
+    """E-mail the organization's admins that a member said a linked account is not theirs."""
+    alert_admins("link_disowned", integration_id, user_id, account_name)
+
+
+def alert_admins(template: str, integration_id: int, user_id: int, account_name: str) -> None:
+    """E-mail the organization's admins about what a member found wrong with an account
+    (``template``: ``link_disowned``, ``self_link_conflict``), in the background; never
+    breaks the member's request."""
     try:
-        _send_disowned_alerts(integration_id, user_id, account_name)
+        _send_member_alert(template, integration_id, user_id, account_name)
     except Exception:
-        log.exception("could not queue the disowned-link alert")
+        log.exception("could not queue the %s alert", template)
 
 
 @task()
-def _send_disowned_alerts(integration_id: int, user_id: int, account_name: str) -> None:
+def _send_member_alert(template: str, integration_id: int, user_id: int, account_name: str) -> None:
     integration = db.session.get(Integration, integration_id)
     member = db.session.get(User, user_id)
     if integration is None or member is None:
@@ -197,7 +204,7 @@ def _send_disowned_alerts(integration_id: int, user_id: int, account_name: str) 
     provider = transports.name(integration.provider)
     mail.email_admins(
         integration.organization_id,
-        "link_disowned",
+        template,
         lambda _admin: {
             "provider": provider,
             "member": member,

@@ -3,7 +3,8 @@ the confirmation page linked from the first DM; the admin's notification policy.
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
@@ -14,9 +15,11 @@ from ..accounts.permissions import Permission, require
 from ..accounts.tenancy import current_organization
 from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
+from ..integrations.pipeline import top_level_redirect
+from ..integrations.registry import providers
 from ..notifications.explain import STATE_LABELS, explain_outcome
 from ..notifications.models import Delivery, Notification
-from . import bp, notices, services
+from . import bp, notices, self_link, services
 
 
 @bp.get("/me/accounts")
@@ -39,12 +42,55 @@ def accounts() -> str:
         "me/accounts.html",
         organization=organization,
         links=services.own_links(user),
+        connectable=self_link.connectable(user),
         last_sent=services.last_sent_by_account(user),
         deliveries=deliveries,
         choice=user.channel_preference or "chat",
         state_labels=STATE_LABELS,
         explain_outcome=explain_outcome,
     )
+
+
+@bp.post("/me/accounts/<provider>/connect")
+@require(Permission.VIEW_OWN_ACCOUNTS)
+def connect(provider: str) -> ResponseReturnValue:
+    """「アカウントを連携する」: off to the provider's sign-in as the member (a top-level
+    navigation: HTMX requests get ``HX-Redirect``)."""
+    chat = providers.get_or_404(provider)
+    try:
+        url = self_link.begin(current_user._get_current_object(), chat)
+    except self_link.SignInFailed as failed:
+        flash(failed.message, "error")
+        return redirect(url_for("me.accounts"))
+    return top_level_redirect(url)
+
+
+@bp.get("/me/accounts/<provider>/callback")
+@require(Permission.VIEW_OWN_ACCOUNTS)
+def connect_callback(provider: str) -> ResponseReturnValue:
+    """The provider's redirect back after the member signed in: check, verify, link."""
+    chat = providers.get_or_404(provider)
+    try:
+        link = self_link.complete(current_user._get_current_object(), chat, request.args)
+    except self_link.SignInFailed as failed:
+        flash(failed.message, "success" if failed.status == 200 else "error")
+        response = current_app.make_response(redirect(url_for("me.accounts")))
+    else:
+        account = db.session.get(ChatAccount, link.chat_account_id)
+        flash(
+            _(
+                "Your %(provider)s account %(account)s is linked: your notifications now "
+                "arrive there.",
+                provider=chat.name,
+                account=account.name if account else "",
+            ),
+            "success",
+        )
+        response = current_app.make_response(redirect(url_for("me.accounts")))
+    # The URL carried a code: keep it out of Referer headers and caches (OA-15).
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/me/accounts/<int:link_id>/not-me")

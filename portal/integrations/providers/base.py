@@ -181,6 +181,46 @@ class ChatClient(Protocol):
         ...
 
 
+class SignInRefused(Exception):
+    """The member signed in at the provider, but not as someone this integration can link
+    (another workspace, an unverified identity); the message is shown to the member."""
+
+
+@dataclass(frozen=True)
+class SignInRequest:
+    """What the member's browser carries to the provider's sign-in page."""
+
+    state: str
+    nonce: str
+    redirect_uri: str
+
+
+class MemberSignIn(Protocol):
+    """A provider's user sign-in, for members linking their own account (``/me/accounts``).
+
+    The portal keeps the state and the nonce (``me/self_link.py``); the provider
+    builds the authorize URL and turns the answer into the member's directory entry, having
+    verified whatever the provider signs (Slack's id_token, Entra's claims).
+    """
+
+    def authorize_url(self, integration: Integration, request: SignInRequest) -> str:
+        """The provider's sign-in page for ``request``."""
+        ...
+
+    def identify(
+        self,
+        integration: Integration,
+        *,
+        code: str,
+        redirect_uri: str,
+        nonce: str,
+    ) -> DirectoryEntry:
+        """Exchange ``code`` and return who signed in, as an entry of ``integration``'s
+        directory; raise :class:`SignInRefused` for someone it cannot link, or
+        :class:`ProviderError` when the provider refuses."""
+        ...
+
+
 class ChatProvider(abc.ABC):
     """Describes one chat service. Subclasses are registered in ``providers/__init__.py``."""
 
@@ -223,6 +263,11 @@ class ChatProvider(abc.ABC):
         """Where this provider's templates live: ``templates/`` beside the module that defines
         the class, served as ``integrations/providers/<key>/…`` (see ``registry.py``)."""
         return str(Path(inspect.getfile(type(self))).parent / "templates")
+
+    def member_sign_in(self) -> MemberSignIn | None:
+        """How a member links their own account by signing in at the provider, if they can:
+        ``/me/accounts`` offers "Connect my account" for each connected provider that has one."""
+        return None
 
     def setup_steps(self) -> list[Step]:
         """The setup wizard, as data (see ``integrations/wizard.py``)."""

@@ -1,7 +1,9 @@
 """Slack: "Add to Slack" (OAuth v2), the workspace directory, DMs and uninstall events.
 
 App setup at api.slack.com/apps (one app for the whole service):
-- OAuth & Permissions → Redirect URL: exactly ``PUBLIC_BASE_URL + /slack/oauth/callback``.
+- OAuth & Permissions → Redirect URLs: exactly ``PUBLIC_BASE_URL + /slack/oauth/callback``
+  (the install) and ``PUBLIC_BASE_URL + /me/accounts/slack/callback`` (Sign in with Slack,
+  user scopes ``openid email profile``, for members linking themselves).
 - Bot token scopes: ``users:read``, ``users:read.email`` (e-mail matching), ``im:write`` and
   ``chat:write`` (DMs), ``incoming-webhook`` — only so Slack shows the channel picker of the
   vendor's step 2; nothing is ever posted to that channel.
@@ -9,10 +11,12 @@ App setup at api.slack.com/apps (one app for the whole service):
   ``app_uninstalled`` and ``tokens_revoked``. Token Rotation may be on (refreshed 2 h early).
 - Manage Distribution → public distribution, so customers' workspaces can install it.
 Settings: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET, SLACK_API_URL,
-SLACK_AUTHORIZE_URL (and PROVIDER_CA_BUNDLE for the sandbox only).
+SLACK_AUTHORIZE_URL, SLACK_OPENID_AUTHORIZE_URL, SLACK_OPENID_KEYS_URL (and
+PROVIDER_CA_BUNDLE for the sandbox only).
 
 The package: ``client.py`` (Web API, Block Kit), ``setup.py`` (the wizard), ``inbound.py``
-(Events API handling), ``views.py`` (``POST /slack/events``), ``templates/``.
+(Events API handling), ``sign_in.py`` (Sign in with Slack), ``views.py``
+(``POST /slack/events``), ``templates/``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ...wizard import Step
 from ..base import ChatProvider, ConnectionData, PacingBudget, Setting, URLSetting
 from . import setup, views  # noqa: F401  (views: registers POST /slack/events)
 from .client import SlackClient
+from .sign_in import SlackSignIn
 
 
 @providers.register
@@ -46,13 +51,25 @@ class SlackProvider(ChatProvider):
             browser=True,
         ),
         URLSetting("SLACK_API_URL", "https://slack.com/api/", "/slack/api/"),
+        # Sign in with Slack, for members linking their own account.
+        URLSetting(
+            "SLACK_OPENID_AUTHORIZE_URL",
+            "https://slack.com/openid/connect/authorize",
+            "/slack/openid/connect/authorize",
+            browser=True,
+        ),
+        URLSetting(
+            "SLACK_OPENID_KEYS_URL",
+            "https://slack.com/openid/connect/keys",
+            "/slack/openid/connect/keys",
+        ),
     )
     settings = (
         Setting("SLACK_CLIENT_ID", sandbox="1111111111.2222222222"),
         Setting("SLACK_CLIENT_SECRET", sandbox="sandbox-slack-client-secret"),
         Setting("SLACK_SIGNING_SECRET", sandbox="sandbox-slack-signing-secret"),
     )
-    consent_settings = ("SLACK_AUTHORIZE_URL",)
+    consent_settings = ("SLACK_AUTHORIZE_URL", "SLACK_OPENID_AUTHORIZE_URL")
     #: chat.postMessage: about 1 per second per channel with short bursts, and a workspace cap
     #: of several hundred per minute; one bucket per workspace at 1/s, burst 5, stays under both.
     rate_per_second = 1.0
@@ -74,6 +91,10 @@ class SlackProvider(ChatProvider):
 
     def flagged_text(self, reason: str) -> str:
         return str(_("Slack could not reach this account (%(reason)s).", reason=reason))
+
+    def member_sign_in(self) -> SlackSignIn:
+        """Sign in with Slack (OpenID Connect): members link their own account."""
+        return SlackSignIn()
 
     def setup_steps(self) -> list[Step]:
         return setup.setup_steps(self)
