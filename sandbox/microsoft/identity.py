@@ -1,7 +1,8 @@
 """login.microsoftonline.com and login.botframework.com stand-ins.
 
 - Admin consent page (v2 `/{tenant}/v2.0/adminconsent`, and the v1 `/{tenant}/adminconsent`).
-- Client-credentials token endpoint `/{tenant}/oauth2/v2.0/token` for Graph and Bot Framework.
+- Client-credentials token endpoint `/{tenant}/oauth2/v2.0/token` for Graph and Bot Framework,
+  and the authorization-code grant of a member's sign-in (``sign_in.py``).
 - OpenID metadata + JWKS, so msal's tenant discovery works against the sandbox.
 - The Bot Framework channel's OpenID metadata and endorsed keys.
 """
@@ -12,6 +13,7 @@ import base64
 import binascii
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
@@ -38,6 +40,11 @@ botframework_bp = Blueprint(
 
 BOTFRAMEWORK_TENANTS = ("botframework.com", BOTFRAMEWORK_TENANT_ID)
 SERVICE_PRINCIPAL_OID = "3c1f6b8e-5d2a-4f7c-9e0b-1a2b3c4d5e6f"
+
+
+#: Grants other modules answer at the token endpoint (``sign_in.py``: authorization_code):
+#: ``(state, tenant, form) -> token response``, called under the state's lock.
+USER_GRANTS: dict[str, Callable[[SandboxState, str, Any], dict[str, Any]]] = {}
 
 
 class AADError(Exception):
@@ -204,7 +211,11 @@ def token(tenant: str) -> Response | tuple[Response, int]:
             )
         if secret != MS_CLIENT_SECRET:
             raise AADError("invalid_client", 7000215, "Invalid client secret provided.", 401)
-        if request.form.get("grant_type") != "client_credentials":
+        grant = request.form.get("grant_type")
+        if grant in USER_GRANTS:
+            with state.lock:
+                return jsonify(USER_GRANTS[grant](state, tenant, request.form))
+        if grant != "client_credentials":
             raise AADError(
                 "unsupported_grant_type", 70003, "The app requested an unsupported grant type."
             )

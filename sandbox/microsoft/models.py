@@ -146,11 +146,27 @@ class Activity:
 
 
 @dataclass
+class MicrosoftCode:
+    """A pending user sign-in code."""
+
+    tenant_id: str
+    user_id: str
+    redirect_uri: str
+    scopes: list[str]
+    nonce: str | None
+    challenge: str | None
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
 class MicrosoftData:
     """Every tenant and the activities bots sent."""
 
     tenants: dict[str, Tenant]
     activities: list[Activity] = field(default_factory=list)
+    #: User sign-in codes in flight (``sign_in.py``).
+    codes: dict[str, MicrosoftCode] = field(default_factory=dict)
 
     def tenant_for(self, key: str) -> Tenant | None:
         """A tenant by GUID or verified domain."""
