@@ -3,7 +3,7 @@
 The round trip keeps the admin wizards' OAuth rules (reliability.md OA-01…OA-12): a fresh
 256-bit ``state`` stored hashed in a :class:`SignInSession` bound to the browser session, the
 member, the organization and the provider, ten minutes to live, consumed with a
-compare-and-set before any token request; its own redirect URI per provider
+compare-and-set before any token request; a PKCE verifier; its own redirect URI per provider
 (``/me/accounts/<key>/callback``, the mix-up defence) and an id_token ``nonce``.
 
 What the provider signs is checked by the provider (``ChatProvider.member_sign_in``); this
@@ -47,6 +47,7 @@ from ..integrations.providers.base import (
     SignInRefused,
     SignInRequest,
 )
+from ..integrations.providers.oauth import pkce_pair
 from ..integrations.registry import providers
 from ..integrations.services import LIVE_STATES, find_integration
 from . import services
@@ -115,6 +116,7 @@ def begin(user: User, provider: ChatProvider) -> str:
         )
     )
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    verifier, challenge = pkce_pair()
     uri = redirect_uri(provider)
     db.session.add(
         SignInSession(
@@ -124,12 +126,12 @@ def begin(user: User, provider: ChatProvider) -> str:
             integration_id=integration.id,
             browser_session=current_hash() or "",
             provider=provider.key,
-            data={"nonce": nonce, "redirect_uri": uri},
+            data={"nonce": nonce, "redirect_uri": uri, "code_verifier": verifier},
             expires_at=utcnow() + SETUP_TTL,
         )
     )
     db.session.commit()
-    return sign_in.authorize_url(integration, SignInRequest(state, nonce, uri))
+    return sign_in.authorize_url(integration, SignInRequest(state, nonce, uri, challenge))
 
 
 def complete(user: User, provider: ChatProvider, args: Mapping[str, str]) -> AccountLink:
@@ -161,6 +163,7 @@ def complete(user: User, provider: ChatProvider, args: Mapping[str, str]) -> Acc
             code=code,
             redirect_uri=str(data.get("redirect_uri") or redirect_uri(provider)),
             nonce=str(data.get("nonce") or ""),
+            code_verifier=str(data.get("code_verifier") or ""),
         )
     except SignInRefused as refused:
         raise SignInFailed(str(refused)) from None

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-import requests
 import time_machine
 from flask import Flask
 from sqlalchemy import select
@@ -16,16 +15,17 @@ from portal.accounts.permissions import Role
 from portal.audit.models import AuditEvent
 from portal.database import utcnow
 from portal.extensions import db
-from portal.integrations.models import AccountLink, ChatAccount, Integration, LinkMethod
+from portal.integrations.models import ChatAccount, Integration, LinkMethod
 from portal.integrations.providers.base import SignInRefused
 from portal.integrations.providers.slack.sign_in import ISSUER, verify_id_token
 from sandbox.config import DEMO_SLACK_TEAM_ID, SAMPLE_SLACK_TEAM_ID, SLACK_CLIENT_ID
 from sandbox.ids import short_id
 from sandbox.signing import SigningKey, base_claims
 from sandbox.testing import RunningSandbox
+from tests.integrations import self_link_flow as flow
+from tests.integrations.self_link_flow import own_link
 from tests.integrations.slack_flow import query_of
 
-CONNECT = "/me/accounts/slack/connect"
 #: member37's Slack profile has another address (demo-corp.example): no e-mail match.
 M37_SLACK = short_id("U", DEMO_SLACK_TEAM_ID, "member37@demo.example")
 
@@ -44,26 +44,13 @@ def member_client(app: Flask, slack: Integration, m37: Any) -> Any:
 
 
 def start(client: Any) -> str:
-    response = client.post_form(CONNECT)
-    assert response.status_code == 302, response.text[:300]
-    return str(response.headers["Location"])
+    return flow.start(client, "slack")
 
 
 def sign_in(
     authorize_url: str, user: str = M37_SLACK, decision: str = "allow", **extra: str
 ) -> str:
-    """Answer the sandbox's sign-in page as ``user``; the portal callback path and query."""
-    page = requests.get(authorize_url, timeout=10)
-    assert page.status_code == 200, page.text[:300]
-    fields = {**query_of(authorize_url), "user": user, "decision": decision, **extra}
-    answer = requests.post(page.url.split("?")[0], data=fields, allow_redirects=False, timeout=10)
-    assert answer.status_code == 302, answer.text[:300]
-    location = answer.headers["Location"]
-    return location[location.index("/me/") :]
-
-
-def own_link(user: Any) -> AccountLink | None:
-    return db.session.scalar(select(AccountLink).where(AccountLink.user_id == user.id))
+    return flow.sign_in(authorize_url, user, decision, **extra)
 
 
 def test_member_links_own_slack_account(member_client: Any, m37: Any) -> None:

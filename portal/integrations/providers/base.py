@@ -193,12 +193,15 @@ class SignInRequest:
     state: str
     nonce: str
     redirect_uri: str
+    #: PKCE S256 challenge, for providers that take one (Entra); Slack's OIDC ignores it.
+    code_challenge: str
 
 
 class MemberSignIn(Protocol):
     """A provider's user sign-in, for members linking their own account (``/me/accounts``).
 
-    The portal keeps the state and the nonce (``me/self_link.py``); the provider
+    The portal keeps the state, the nonce and the PKCE verifier (``me/self_link.py``); the
+    provider
     builds the authorize URL and turns the answer into the member's directory entry, having
     verified whatever the provider signs (Slack's id_token, Entra's claims).
     """
@@ -214,6 +217,7 @@ class MemberSignIn(Protocol):
         code: str,
         redirect_uri: str,
         nonce: str,
+        code_verifier: str,
     ) -> DirectoryEntry:
         """Exchange ``code`` and return who signed in, as an entry of ``integration``'s
         directory; raise :class:`SignInRefused` for someone it cannot link, or

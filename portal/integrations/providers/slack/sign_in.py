@@ -103,6 +103,7 @@ class SlackSignIn:
         code: str,
         redirect_uri: str,
         nonce: str,
+        code_verifier: str,
     ) -> DirectoryEntry:
         config = current_app.config
         client_id = str(config["SLACK_CLIENT_ID"])

@@ -2,8 +2,9 @@
 
 Vendor setup (one app for the whole service, providers.md §3.1):
 - Entra ID app registration, multi-tenant, with a client secret (MS_APP_ID, MS_CLIENT_SECRET);
-  application permission ``User.Read.All`` (Graph); redirect URI exactly
-  ``PUBLIC_BASE_URL + /teams/oauth/callback``.
+  application permission ``User.Read.All`` (Graph); redirect URIs exactly
+  ``PUBLIC_BASE_URL + /teams/oauth/callback`` (admin consent) and
+  ``PUBLIC_BASE_URL + /me/accounts/teams/callback`` (members' own sign-in, ``sign_in.py``).
 - Azure Bot resource on the same app id, Teams channel on, messaging endpoint
   ``PUBLIC_BASE_URL + /teams/messages``.
 - A Teams app package whose ``bots[].botId`` is the app id (personal scope), named
@@ -43,6 +44,7 @@ from ..base import (
 )
 from . import setup, views  # noqa: F401  (views: registers POST /teams/messages)
 from .client import TeamsClient
+from .sign_in import TeamsSignIn
 
 log = logging.getLogger("portal.integrations.teams")
 
@@ -121,6 +123,10 @@ class TeamsProvider(ChatProvider):
         if conversation:
             budgets.append(conversation_budget(str(conversation)))
         return budgets
+
+    def member_sign_in(self) -> TeamsSignIn:
+        """Members sign in with their work account of the connected tenant (Entra ID)."""
+        return TeamsSignIn()
 
     def setup_steps(self) -> list[Step]:
         return setup.setup_steps()

@@ -34,7 +34,7 @@ def verify() -> str | bool:
     return _ca_bundle() or True
 
 
-def _msal_app(tenant: str) -> msal.ConfidentialClientApplication:
+def msal_app(tenant: str) -> msal.ConfidentialClientApplication:
     """One msal app (and so one token cache) per authority and credentials, per process."""
     config = current_app.config
     client_id, secret = config.get("MS_APP_ID"), config.get("MS_CLIENT_SECRET")
@@ -73,7 +73,7 @@ def _msal_app(tenant: str) -> msal.ConfidentialClientApplication:
 
 def acquire_token(tenant: str, scope: str) -> str:
     """A client-credentials access token for ``tenant`` (cached by msal until near expiry)."""
-    app = _msal_app(tenant)
+    app = msal_app(tenant)
     try:
         result = app.acquire_token_for_client(scopes=[scope])
     except requests.RequestException:
