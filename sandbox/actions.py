@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.chatwork.clients import register_client
+from sandbox.chatwork.models import ContactRequest
 from sandbox.chatwork.seed import generate_contacts
-from sandbox.ids import guid
+from sandbox.ids import guid, number
 from sandbox.microsoft import teams
 from sandbox.microsoft.models import Tenant, TenantUser
 from sandbox.microsoft.seed import generate_tenant
@@ -142,6 +143,30 @@ def accept_contact_request(
     raise NotFound("no such pending contact request")
 
 
+def send_contact_request(
+    state: SandboxState, sender: str, to: int | None = None, message: str = ""
+) -> dict[str, Any]:
+    """``sender`` (account id or e-mail) sends a contact request to account ``to`` (default:
+    the first notification account), as a member does from Chatwork's contact search."""
+    with state.lock:
+        data = state.chatwork
+        source = next(
+            (a for a in data.accounts.values() if sender in (str(a.account_id), a.mail)), None
+        )
+        target = data.accounts.get(to) if to else None
+        if target is None and to is None:
+            target = next(
+                (a for a in data.accounts.values() if a.label == "通知用アカウント"), None
+            )
+        if source is None or target is None:
+            raise NotFound("no such Chatwork account")
+        request_id = number("cw-request", source.account_id, target.account_id)
+        data.requests[request_id] = ContactRequest(
+            request_id, source.account_id, target.account_id, message or "よろしくお願いします。"
+        )
+        return {"request_id": request_id, "from": source.account_id, "to": target.account_id}
+
+
 def create_chatwork_client(state: SandboxState, spec: dict[str, Any]) -> dict[str, Any]:
     """Register a Chatwork OAuth client (defaults: the values the portal asks admins to enter)."""
     with state.lock:
@@ -151,7 +176,10 @@ def create_chatwork_client(state: SandboxState, spec: dict[str, Any]) -> dict[st
             str(spec.get("client_type", "confidential")),
             list(
                 spec.get("redirect_uris")
-                or [f"{state.settings.portal_url}/chatwork/oauth/callback"]
+                or [
+                    f"{state.settings.portal_url}/chatwork/oauth/callback",
+                    f"{state.settings.portal_url}/me/accounts/chatwork/callback",
+                ]
             ),
             list(
                 spec.get("scopes")
@@ -159,7 +187,7 @@ def create_chatwork_client(state: SandboxState, spec: dict[str, Any]) -> dict[st
                     "offline_access",
                     "users.profile.me:read",
                     "rooms.messages:write",
-                    "contacts.all:read",
+                    "contacts.all:read_write",
                 ]
             ),
         )

@@ -271,6 +271,21 @@ def microsoft_consent() -> Response:
     return jsonify(ok=True)
 
 
+@bp.post("/chatwork/contact-request")
+def chatwork_contact_request() -> Response:
+    """A member sends a contact request (to the notification account unless ``to`` says)."""
+    body = _body()
+    to = body.get("to")
+    return jsonify(
+        actions.send_contact_request(
+            current_state(),
+            str(body.get("from", "")),
+            int(to) if to is not None else None,
+            str(body.get("message") or ""),
+        )
+    )
+
+
 @bp.post("/chatwork/accept-contact")
 def chatwork_accept() -> Response:
     """Accept a pending contact request."""

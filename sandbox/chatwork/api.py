@@ -121,6 +121,21 @@ def incoming_requests(account: ChatworkAccount, token: IssuedToken) -> Response 
     )
 
 
+@bp.put("/incoming_requests/<int:request_id>")
+@authorized("contacts.all:write", "contacts.all:read_write")
+def accept_incoming_request(
+    account: ChatworkAccount, token: IssuedToken, request_id: int
+) -> Response | tuple[Response, int]:
+    """Accept a contact request sent to this account: the sender becomes a contact with a
+    direct chat, whose room id the answer carries."""
+    data = current_state().chatwork
+    pending = data.requests.get(request_id)
+    if pending is None or pending.to_id != account.account_id:
+        return _errors(404, "Not Found")
+    room = data.accept_request(request_id)
+    return jsonify(data.accounts[pending.from_id].contact(room.room_id))
+
+
 @bp.post("/rooms/<int:room_id>/messages")
 @authorized("rooms.messages:write", "rooms.all:write", "rooms.all:read_write")
 def post_message(

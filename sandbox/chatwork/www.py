@@ -8,6 +8,7 @@ admin to use the browser's back button). Later problems redirect with `error` an
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import time
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from sandbox.actions import NotFound, send_contact_request
 from sandbox.chatwork.clients import RegistrationError, register_client
 from sandbox.chatwork.models import SCOPES, ChatworkCode, OAuthClient
 from sandbox.pages import error_page, redirect_to
@@ -104,11 +106,19 @@ def login() -> Response | tuple[str, int] | str:
         return fail("invalid_request", 19000, "malformed code_challenge")
     with state.lock:
         logins = [a for a in state.chatwork.accounts.values() if a.can_login]
+        # Anyone can sign in to Chatwork: a member authorizing the portal as themselves.
+        members = [a for a in state.chatwork.accounts.values() if a.active and not a.can_login]
     if request.method == "POST":
         if params.get("decision") != "allow":
             return redirect_to(redirect_uri, {"error": "access_denied", "state": oauth_state})
-        account_id = int(params.get("account_id") or logins[0].account_id)
-        if account_id not in {a.account_id for a in logins}:
+        chosen = params.get("member_mail") or ""
+        member = next(
+            (a for a in members if chosen and chosen in (a.mail, str(a.account_id))), None
+        )
+        account_id = (
+            member.account_id if member else int(params.get("account_id") or logins[0].account_id)
+        )
+        if member is None and account_id not in {a.account_id for a in logins}:
             return _page("アカウントを選択してください。", 3001)
         code = _create_code(state, client, account_id, redirect_uri, scopes, challenge)
         return redirect_to(redirect_uri, {"code": code, "state": oauth_state})
@@ -144,11 +154,18 @@ def _create_code(
 
 @bp.route("/contacts.php", methods=["GET", "POST"])
 def contacts() -> Response | str:
-    """コンタクト管理: an account's contacts and the contact requests it is waiting on."""
+    """コンタクト管理: an account's contacts and the contact requests it is waiting on; a
+    member (by e-mail) can send a contact request to a notification account from here."""
     state = current_state()
     with state.lock:
         logins = [a for a in state.chatwork.accounts.values() if a.can_login]
         account_id = int(request.values.get("account_id") or logins[0].account_id)
+        if request.method == "POST" and request.form.get("action") == "send":
+            sender = request.form.get("from_mail", "")
+            target = int(request.form.get("to_account_id") or account_id)
+            with contextlib.suppress(NotFound):  # an unknown address: nothing is sent
+                send_contact_request(state, sender, target, request.form.get("message", ""))
+            return redirect(url_for(".contacts", account_id=account_id))
         if request.method == "POST":
             request_id = int(request.form.get("request_id", "0"))
             if request_id in state.chatwork.requests:

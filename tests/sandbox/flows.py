@@ -64,7 +64,7 @@ CHATWORK_SCOPES = [
     "offline_access",
     "users.profile.me:read",
     "rooms.messages:write",
-    "contacts.all:read",
+    "contacts.all:read_write",
 ]
 CHATWORK_REDIRECT = f"{PORTAL}/chatwork/oauth/callback"
 
