@@ -54,6 +54,13 @@ ROUTES: dict[str, list[Case]] = {
             same(anonymous=LOGIN, member=302, admin=302, support=403),
         )
     ],
+    "me.connect_resume": [  # nothing waiting: back to the page
+        Case(
+            "POST",
+            "/me/accounts/chatwork/resume",
+            same(anonymous=LOGIN, member=302, admin=302, support=403),
+        )
+    ],
     # Two-step verification is each user's own, support staff included (they need it most).
     "auth.login_code": [  # without a correct password first: back to the sign-in page
         Case("GET", "/login/code", same(anonymous=302, member=302, admin=302, support=302))

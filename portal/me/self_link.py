@@ -18,9 +18,10 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from flask import current_app
+from flask import session
 from flask_babel import gettext as _
 from sqlalchemy import delete, select, update
 
@@ -44,15 +45,21 @@ from ..integrations.providers.base import (
     DirectoryEntry,
     MemberSignIn,
     ProviderError,
+    SignInPending,
     SignInRefused,
     SignInRequest,
 )
-from ..integrations.providers.oauth import pkce_pair
+from ..integrations.providers.oauth import member_redirect_uri, pkce_pair
 from ..integrations.registry import providers
 from ..integrations.services import LIVE_STATES, find_integration
 from . import services
 
 log = logging.getLogger("portal.me.self_link")
+
+#: Where this browser's session keeps a sign-in waiting for the member's step (Chatwork's
+#: contact request), and for how long.
+PENDING_KEY = "self_link_pending"
+PENDING_TTL = timedelta(days=2)
 
 
 class SignInFailed(Exception):
@@ -66,49 +73,47 @@ class SignInFailed(Exception):
 
 def redirect_uri(provider: ChatProvider) -> str:
     """The one redirect URI registered for members' sign-in with ``provider``."""
-    base = str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
-    return f"{base}/me/accounts/{provider.key}/callback"
+    return member_redirect_uri(provider.key)
 
 
 def connectable(user: User) -> list[tuple[ChatProvider, Integration]]:
     """The providers the member's company has connected whose sign-in can link them."""
     organization = db.session.get(Organization, user.organization_id)
+    if organization is None:
+        return []
     found = []
-    for provider, integration in _live_integrations(organization):
-        if provider.member_sign_in() is not None:
+    for provider in providers.all():
+        sign_in = provider.member_sign_in()
+        integration = find_integration(organization, provider.key)
+        if (
+            sign_in is not None
+            and integration is not None
+            and integration.state in LIVE_STATES
+            and sign_in.available(integration)
+        ):
             found.append((provider, integration))
     return found
 
 
-def _live_integrations(
-    organization: Organization | None,
-) -> list[tuple[ChatProvider, Integration]]:
-    if organization is None:
-        return []
-    pairs = []
-    for provider in providers.all():
-        integration = find_integration(organization, provider.key)
-        if integration is not None and integration.state in LIVE_STATES:
-            pairs.append((provider, integration))
-    return pairs
-
-
-def _sign_in(provider: ChatProvider) -> MemberSignIn:
+def _sign_in(user: User, provider: ChatProvider) -> tuple[MemberSignIn, Integration]:
+    """The provider's sign-in and the member's company's live connection with it."""
     sign_in = provider.member_sign_in()
     if sign_in is None:
         raise SignInFailed(_("This chat tool does not offer sign-in for members."), 404)
-    return sign_in
-
-
-def begin(user: User, provider: ChatProvider) -> str:
-    """Start a sign-in for ``user``; commits the state record and returns the provider's URL."""
-    sign_in = _sign_in(provider)
     organization = db.session.get(Organization, user.organization_id)
     integration = find_integration(organization, provider.key) if organization else None
     if integration is None or integration.state not in LIVE_STATES:
         raise SignInFailed(
             _("Your company has not connected %(provider)s.", provider=provider.name), 404
         )
+    if not sign_in.available(integration):
+        raise SignInFailed(_("This chat tool does not offer sign-in for members."), 404)
+    return sign_in, integration
+
+
+def begin(user: User, provider: ChatProvider) -> str:
+    """Start a sign-in for ``user``; commits the state record and returns the provider's URL."""
+    sign_in, integration = _sign_in(user, provider)
     # One sign-in at a time per member and tool: an earlier unfinished one stops working.
     db.session.execute(
         delete(SignInSession).where(
@@ -139,7 +144,7 @@ def complete(user: User, provider: ChatProvider, args: Mapping[str, str]) -> Acc
 
     Raises :class:`SignInFailed` (nothing linked) for every refusal.
     """
-    sign_in = _sign_in(provider)
+    sign_in, integration = _sign_in(user, provider)
     record = _consume(user, provider, args.get("state"))
     if args.get("error"):
         if args["error"] == "access_denied":
@@ -151,11 +156,9 @@ def complete(user: User, provider: ChatProvider, args: Mapping[str, str]) -> Acc
     code = args.get("code") or ""
     if not code or len(code) > 512:
         raise SignInFailed(_("The response from the provider had no authorization code."))
-    integration = db.session.get(Integration, record.integration_id)
-    if integration is None or integration.state not in LIVE_STATES:
-        raise SignInFailed(
-            _("Your company has not connected %(provider)s.", provider=provider.name), 404
-        )
+    if record.integration_id != integration.id:
+        # The company reconnected the tool meanwhile: the sign-in was for the old connection.
+        raise SignInFailed(_("The setup expired. Please start again."))
     data = _opened(record)
     try:
         entry = sign_in.identify(
@@ -167,13 +170,78 @@ def complete(user: User, provider: ChatProvider, args: Mapping[str, str]) -> Acc
         )
     except SignInRefused as refused:
         raise SignInFailed(str(refused)) from None
+    except SignInPending as pending:
+        raise _pending(user, integration, provider, pending) from None
     except ProviderError as problem:
-        raise SignInFailed(
-            _("%(provider)s did not accept the sign-in (%(code)s). Please try again.",
-              provider=provider.name, code=problem.code),
-            502,
-        ) from None  # fmt: skip
+        raise _provider_failed(provider, problem) from None
     return _link(user, integration, provider, entry)
+
+
+def pending_steps(user: User) -> dict[str, str]:
+    """What each unfinished sign-in of this browser still asks the member to do, by provider."""
+    kept = session.get(PENDING_KEY) or {}
+    now = utcnow().timestamp()
+    return {
+        key: str(item.get("message") or "")
+        for key, item in kept.items()
+        if isinstance(item, dict) and item.get("user_id") == user.id and item["until"] > now
+    }
+
+
+def resume(user: User, provider: ChatProvider) -> AccountLink:
+    """The member did the step a :class:`SignInPending` asked for ("I sent the request"):
+    look again for the account they proved, and link it; commits."""
+    sign_in, integration = _sign_in(user, provider)
+    item = (session.get(PENDING_KEY) or {}).get(provider.key)
+    if (
+        not isinstance(item, dict)
+        or item.get("user_id") != user.id
+        or item.get("integration_id") != integration.id
+        or item.get("until", 0) <= utcnow().timestamp()
+    ):
+        raise SignInFailed(_("The setup expired. Please start again."))
+    try:
+        entry = sign_in.resume(integration, item.get("resume") or {})
+    except SignInRefused as refused:
+        _forget_pending(provider)
+        raise SignInFailed(str(refused)) from None
+    except SignInPending as pending:
+        raise _pending(user, integration, provider, pending) from None
+    except ProviderError as problem:
+        raise _provider_failed(provider, problem) from None
+    link = _link(user, integration, provider, entry)
+    _forget_pending(provider)
+    return link
+
+
+def _pending(
+    user: User, integration: Integration, provider: ChatProvider, pending: SignInPending
+) -> SignInFailed:
+    """Remember, in this browser's session, who the member proved to be and what is left."""
+    kept = dict(session.get(PENDING_KEY) or {})
+    kept[provider.key] = {
+        "user_id": user.id,
+        "integration_id": integration.id,
+        "resume": pending.resume,
+        "message": str(pending),
+        "until": (utcnow() + PENDING_TTL).timestamp(),
+    }
+    session[PENDING_KEY] = kept
+    return SignInFailed(str(pending), 202)
+
+
+def _forget_pending(provider: ChatProvider) -> None:
+    kept = dict(session.get(PENDING_KEY) or {})
+    if kept.pop(provider.key, None) is not None:
+        session[PENDING_KEY] = kept
+
+
+def _provider_failed(provider: ChatProvider, problem: ProviderError) -> SignInFailed:
+    return SignInFailed(
+        _("%(provider)s did not accept the sign-in (%(code)s). Please try again.",
+          provider=provider.name, code=problem.code),
+        502,
+    )  # fmt: skip
 
 
 def _consume(user: User, provider: ChatProvider, state: str | None) -> SignInSession:
@@ -224,7 +292,12 @@ def _account(integration: Integration, entry: DirectoryEntry) -> ChatAccount:
             ChatAccount.external_id == entry.external_id,
         )
     )
-    if account is None:
+    if account is not None:
+        # The provider just vouched for the account (a Chatwork contact accepted now).
+        account.name = entry.name
+        account.extra = {**(account.extra or {}), **entry.extra}
+        account.is_active = True
+    else:
         account = ChatAccount(
             organization_id=integration.organization_id,
             integration_id=integration.id,

@@ -43,6 +43,7 @@ def accounts() -> str:
         organization=organization,
         links=services.own_links(user),
         connectable=self_link.connectable(user),
+        pending_steps=self_link.pending_steps(user),
         last_sent=services.last_sent_by_account(user),
         deliveries=deliveries,
         choice=user.channel_preference or "chat",
@@ -73,24 +74,46 @@ def connect_callback(provider: str) -> ResponseReturnValue:
     try:
         link = self_link.complete(current_user._get_current_object(), chat, request.args)
     except self_link.SignInFailed as failed:
-        flash(failed.message, "success" if failed.status == 200 else "error")
-        response = current_app.make_response(redirect(url_for("me.accounts")))
+        _flash_failure(failed)
     else:
-        account = db.session.get(ChatAccount, link.chat_account_id)
-        flash(
-            _(
-                "Your %(provider)s account %(account)s is linked: your notifications now "
-                "arrive there.",
-                provider=chat.name,
-                account=account.name if account else "",
-            ),
-            "success",
-        )
-        response = current_app.make_response(redirect(url_for("me.accounts")))
+        _flash_linked(chat.name, link)
+    response = current_app.make_response(redirect(url_for("me.accounts")))
     # The URL carried a code: keep it out of Referer headers and caches (OA-15).
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.post("/me/accounts/<provider>/resume")
+@require(Permission.VIEW_OWN_ACCOUNTS)
+def connect_resume(provider: str) -> Response:
+    """「リクエストを送りました」: the member did the step their sign-in was waiting for."""
+    chat = providers.get_or_404(provider)
+    try:
+        link = self_link.resume(current_user._get_current_object(), chat)
+    except self_link.SignInFailed as failed:
+        _flash_failure(failed)
+    else:
+        _flash_linked(chat.name, link)
+    return redirect(url_for("me.accounts"))
+
+
+def _flash_failure(failed: self_link.SignInFailed) -> None:
+    # A step left to do (202) is the card on /me/accounts, not a message on top of it.
+    if failed.status != 202:
+        flash(failed.message, "success" if failed.status == 200 else "error")
+
+
+def _flash_linked(provider_name: str, link: AccountLink) -> None:
+    account = db.session.get(ChatAccount, link.chat_account_id)
+    flash(
+        _(
+            "Your %(provider)s account %(account)s is linked: your notifications now arrive there.",
+            provider=provider_name,
+            account=account.name if account else "",
+        ),
+        "success",
+    )
 
 
 @bp.post("/me/accounts/<int:link_id>/not-me")

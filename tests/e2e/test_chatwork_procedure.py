@@ -35,6 +35,7 @@ def register_client(page: Any) -> tuple[str, str]:
     name = page.locator("#chatwork-value-name").inner_text()
     client_type = page.locator("#chatwork-value-type").inner_text()
     redirect_uri = page.locator("#chatwork-value-redirect").inner_text()
+    member_redirect_uri = page.locator("#chatwork-value-member-redirect").inner_text()
     scopes = page.locator("#chatwork-value-scopes code").all_inner_texts()
     page.click("button[data-copy='#chatwork-value-redirect']")
     with page.context.expect_page() as opened:
@@ -43,7 +44,8 @@ def register_client(page: Any) -> tuple[str, str]:
     chatwork.wait_for_load_state()
     chatwork.fill("input[name=name]", name)
     chatwork.check(f"input[name=client_type][value={client_type.lower()}]")
-    chatwork.locator("input[name=redirect_uri]").first.fill(redirect_uri)
+    chatwork.locator("input[name=redirect_uri]").nth(0).fill(redirect_uri)
+    chatwork.locator("input[name=redirect_uri]").nth(1).fill(member_redirect_uri)
     for scope in scopes:
         chatwork.check(f"input[name=scope][value='{scope}']")
     screenshot(chatwork, "chatwork-2-register-client")

@@ -23,9 +23,8 @@ def query_of(location: str) -> dict[str, str]:
 def register_client(sandbox: RunningSandbox) -> dict[str, Any]:
     """What the admin does on Chatwork's OAuth client registration screen."""
     base = str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
-    return sandbox.control(
-        "POST", "/_control/chatwork/clients", {"redirect_uris": [f"{base}/chatwork/oauth/callback"]}
-    )
+    uris = [f"{base}/chatwork/oauth/callback", f"{base}/me/accounts/chatwork/callback"]
+    return sandbox.control("POST", "/_control/chatwork/clients", {"redirect_uris": uris})
 
 
 def account_id(

@@ -60,7 +60,7 @@ def test_steps_show_the_exact_registration_values(
     text = page.text
     assert "http://127.0.0.1:5000/chatwork/oauth/callback" in text
     for scope in ("offline_access", "users.profile.me:read", "rooms.messages:write",
-                  "contacts.all:read"):  # fmt: skip
+                  "contacts.all:read_write"):  # fmt: skip
         assert scope in text
     assert "Confidential" in text and 'data-copy="#chatwork-value-redirect"' in text
     assert "/chatwork/www/contacts.php" in text and 'id="chatwork-client-form"' in text
@@ -107,7 +107,8 @@ def test_oa12_authorization_url(admin_client: Any, sandbox: RunningSandbox) -> N
     assert params["client_id"] == registered["client_id"]
     assert params["response_type"] == "code"
     assert params["scope"].split(" ") == [
-        "offline_access", "users.profile.me:read", "rooms.messages:write", "contacts.all:read"
+        "offline_access", "users.profile.me:read", "rooms.messages:write",
+        "contacts.all:read_write",
     ]  # fmt: skip
     assert params["redirect_uri"] == "http://127.0.0.1:5000/chatwork/oauth/callback"
     assert params["code_challenge_method"] == "S256" and len(params["code_challenge"]) == 43

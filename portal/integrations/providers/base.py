@@ -197,19 +197,34 @@ class SignInRequest:
     code_challenge: str
 
 
-class MemberSignIn(Protocol):
+class SignInPending(Exception):
+    """The member proved who they are, but one more step on their side is needed before the
+    account can receive DMs (Chatwork: a contact request to the notification account). The
+    message says what to do; ``resume`` is what :meth:`MemberSignIn.resume` is given later."""
+
+    def __init__(self, message: str, resume: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.resume = dict(resume)
+
+
+class MemberSignIn(abc.ABC):
     """A provider's user sign-in, for members linking their own account (``/me/accounts``).
 
     The portal keeps the state, the nonce and the PKCE verifier (``me/self_link.py``); the
-    provider
-    builds the authorize URL and turns the answer into the member's directory entry, having
-    verified whatever the provider signs (Slack's id_token, Entra's claims).
+    provider builds the authorize URL and turns the answer into the member's directory entry,
+    having verified whatever the provider signs (Slack's id_token, Entra's claims).
     """
 
+    def available(self, integration: Integration) -> bool:
+        """Whether members of this connection can sign in (Chatwork: the client has the
+        scope and the redirect URI the sign-in needs)."""
+        return True
+
+    @abc.abstractmethod
     def authorize_url(self, integration: Integration, request: SignInRequest) -> str:
         """The provider's sign-in page for ``request``."""
-        ...
 
+    @abc.abstractmethod
     def identify(
         self,
         integration: Integration,
@@ -220,9 +235,14 @@ class MemberSignIn(Protocol):
         code_verifier: str,
     ) -> DirectoryEntry:
         """Exchange ``code`` and return who signed in, as an entry of ``integration``'s
-        directory; raise :class:`SignInRefused` for someone it cannot link, or
+        directory; raise :class:`SignInRefused` for someone it cannot link,
+        :class:`SignInPending` when the member has one more step to do, or
         :class:`ProviderError` when the provider refuses."""
-        ...
+
+    def resume(self, integration: Integration, resume: Mapping[str, Any]) -> DirectoryEntry:
+        """Carry on after :class:`SignInPending` (the member did their step): the entry, or
+        :class:`SignInPending` again."""
+        raise SignInRefused(str(_l("The setup expired. Please start again.")))
 
 
 class ChatProvider(abc.ABC):

@@ -62,6 +62,13 @@ class OAuthSpec:
         return f"{base}/{self.provider_key}/oauth/callback"
 
 
+def member_redirect_uri(provider_key: str) -> str:
+    """The redirect URI of members' own sign-in with a provider (``/me/accounts``): its own
+    per provider, and apart from the admin's, so a state can only come back where it went."""
+    base = str(current_app.config["PUBLIC_BASE_URL"]).rstrip("/")
+    return f"{base}/me/accounts/{provider_key}/callback"
+
+
 class OAuthExchanger(Protocol):
     """What a provider implements for the callback step."""
 

@@ -35,6 +35,7 @@ from ..base import (
 )
 from . import name_matching, page, setup, views  # noqa: F401  (views: the suggestion routes)
 from .client import ChatworkClient
+from .sign_in import ChatworkSignIn
 
 #: The pacing bucket's burst; the rate is set so burst + rate x window stays under the limit,
 #: with a few requests left for the contacts sync and GET /me.
@@ -119,6 +120,11 @@ class ChatworkProvider(ChatProvider):
         limit = float(config.get("CHATWORK_RATE_LIMIT", 300))
         window = float(config.get("CHATWORK_RATE_WINDOW", 300))
         return max(0.01, (limit - BURST - RESERVE) / window)
+
+    def member_sign_in(self) -> ChatworkSignIn:
+        """Members authorize the company's client as themselves; the portal accepts their
+        contact request to the notification account when they are not a contact yet."""
+        return ChatworkSignIn()
 
     def setup_steps(self) -> list[Step]:
         return setup.setup_steps(self)

@@ -239,6 +239,19 @@ class ChatworkClient(RefreshingClient):
         """GET /me: the connected account."""
         return dict(self._call("GET", "/me").json())
 
+    def incoming_requests(self) -> list[dict[str, Any]]:
+        """GET /incoming_requests: contact requests others sent to the connected account (at
+        most 100, oldest first); 204 means none."""
+        response = self._call("GET", "/incoming_requests")
+        rows = [] if response.status_code == 204 else response.json()
+        return [row for row in rows or [] if isinstance(row, dict)]
+
+    def accept_request(self, request_id: int) -> DirectoryEntry | None:
+        """PUT /incoming_requests/{id}: accept it; the new contact with its direct chat."""
+        response = self._call("PUT", f"/incoming_requests/{int(request_id)}")
+        body = response.json() if response.status_code == 200 else None
+        return contact_entry(body) if isinstance(body, dict) else None
+
     def revoke(self) -> None:
         """Chatwork has no token revocation endpoint: the admin removes the client there."""
         raise ProviderError("Chatwork has no revocation endpoint", code="no_revoke")

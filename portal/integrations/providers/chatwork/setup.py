@@ -41,12 +41,24 @@ from ...wizard import (
     invalid,
 )
 from ..base import ConnectionData, ProviderError
-from ..oauth import OAuthAuthorizeStep, OAuthCallbackStep, OAuthExchanger, OAuthSpec
+from ..oauth import (
+    OAuthAuthorizeStep,
+    OAuthCallbackStep,
+    OAuthExchanger,
+    OAuthSpec,
+    member_redirect_uri,
+)
 from .client import api_call, parse_expiry, token_request
 
 #: What the portal needs, no more (providers.md §2.1): a permanent refresh token, who is
-#: connected, posting to direct chats, and the contacts.
-SCOPES = ("offline_access", "users.profile.me:read", "rooms.messages:write", "contacts.all:read")
+#: connected, posting to direct chats, and the contacts — read and write, since the portal
+#: accepts the contact requests members send when they link themselves (``sign_in.py``).
+SCOPES = (
+    "offline_access",
+    "users.profile.me:read",
+    "rooms.messages:write",
+    "contacts.all:read_write",
+)
 #: The client name suggested for Chatwork's registration screen.
 CLIENT_NAME = "Chat Connect"
 #: Client IDs on Chatwork are URL-safe tokens; anything else is a typo or a pasted secret.
@@ -84,6 +96,7 @@ def registration_values() -> dict[str, Any]:
     return {
         "client_name": CLIENT_NAME,
         "redirect_uri": CHATWORK_SPEC.redirect_uri(),
+        "member_redirect_uri": member_redirect_uri("chatwork"),
         "scopes": SCOPES,
         "registration_url": f"{base}/service/packages/chatwork/subpackages/oauth/client_create.php",
         "contacts_url": f"{base}/contacts.php",

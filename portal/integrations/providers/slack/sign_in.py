@@ -23,7 +23,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from ...models import Integration
-from ..base import DirectoryEntry, ProviderError, SignInRefused, SignInRequest
+from ..base import DirectoryEntry, MemberSignIn, ProviderError, SignInRefused, SignInRequest
 from .client import call_slack, web_client
 
 ISSUER = "https://slack.com"
@@ -78,7 +78,7 @@ def verify_id_token(token: str, *, client_id: str, nonce: str) -> dict[str, Any]
     return claims
 
 
-class SlackSignIn:
+class SlackSignIn(MemberSignIn):
     """:class:`~..base.MemberSignIn` for Slack."""
 
     def authorize_url(self, integration: Integration, request: SignInRequest) -> str:

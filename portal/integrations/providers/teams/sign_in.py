@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from ...models import Integration
 from ..base import (
     DirectoryEntry,
+    MemberSignIn,
     ProviderAuthError,
     SignInRefused,
     SignInRequest,
@@ -35,7 +36,7 @@ SCOPES = ("openid", "profile")
 FLOW_STATE = "checked-by-the-portal"
 
 
-class TeamsSignIn:
+class TeamsSignIn(MemberSignIn):
     """:class:`~..base.MemberSignIn` for Microsoft (Entra ID)."""
 
     def authorize_url(self, integration: Integration, request: SignInRequest) -> str:
