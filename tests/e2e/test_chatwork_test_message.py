@@ -63,7 +63,12 @@ def connect_chatwork(page: Any, sandbox: RunningSandbox, portal_url: str) -> Non
     client = sandbox.control(
         "POST",
         "/_control/chatwork/clients",
-        {"redirect_uris": [f"{portal_url}/chatwork/oauth/callback"]},
+        {
+            "redirect_uris": [
+                f"{portal_url}/chatwork/oauth/callback",
+                f"{portal_url}/me/accounts/chatwork/callback",
+            ]
+        },
     )
     page.click("#provider-chatwork .provider-link")
     page.wait_for_url("**/settings/integrations/chatwork")
