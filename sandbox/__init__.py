@@ -23,6 +23,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from sandbox.chatwork import www as chatwork_www
     from sandbox.microsoft import botconnector, graph, identity
     from sandbox.microsoft import sign_in as _ms_sign_in  # noqa: F401 - adds the sign-in routes
+    from sandbox.microsoft import teamwork as _teamwork  # noqa: F401 - adds Graph's app routes
     from sandbox.slack import api as slack_api
     from sandbox.slack import methods as _slack_methods  # noqa: F401 - registers the methods
     from sandbox.slack import oauth as slack_oauth

@@ -143,6 +143,39 @@ def accept_contact_request(
     raise NotFound("no such pending contact request")
 
 
+def teams_app(
+    state: SandboxState,
+    tenant_id: str,
+    *,
+    reupload: bool = False,
+    remove: bool = False,
+    block: list[str] | None = None,
+    unblock: list[str] | None = None,
+) -> dict[str, Any]:
+    """Change a tenant's copy of the Teams app (catalog id, policies); see control.teams_app."""
+    with state.lock:
+        tenant = state.microsoft.tenant_for(tenant_id) if tenant_id else None
+        tenant = tenant or next(iter(state.microsoft.tenants.values()))
+        if reupload:
+            tenant.app_catalog_id = guid("teams-app", tenant.tenant_id, state.next_id())
+        if remove:
+            tenant.app_catalog_id = ""
+        for key in block or []:
+            user = tenant.find_user(key)
+            if user is None:
+                raise NotFound(f"no such user: {key}")
+            tenant.install_blocked.add(user.id)
+        for key in unblock or []:
+            user = tenant.find_user(key)
+            if user is not None:
+                tenant.install_blocked.discard(user.id)
+        return {
+            "tenant_id": tenant.tenant_id,
+            "app_catalog_id": tenant.app_catalog_id,
+            "blocked": sorted(tenant.install_blocked),
+        }
+
+
 def send_contact_request(
     state: SandboxState, sender: str, to: int | None = None, message: str = ""
 ) -> dict[str, Any]:

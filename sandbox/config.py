@@ -34,6 +34,8 @@ BOTFRAMEWORK_TENANT_ID = "d6d49420-f39b-4df7-a1dc-d59a935871db"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 BOTFRAMEWORK_RESOURCE = "https://api.botframework.com"
 BOTFRAMEWORK_ISSUER = "https://api.botframework.com"
+#: The Teams app manifest id (``id`` in manifest.json) of the sandbox's app.
+TEAMS_MANIFEST_ID = "4a6f1c3e-8b2d-4e7f-9a1b-2c3d4e5f6a7b"
 
 # --- Rate limits: (requests, window seconds) rules per bucket, real figures by default ----------
 # Keys are the bucket names the control API accepts in `rate_limit_overrides`.
@@ -56,6 +58,9 @@ RATE_LIMITS: dict[str, tuple[tuple[float, float], ...]] = {
     "microsoft:botconnector:conversation": ((7, 1), (8, 2), (60, 30), (1800, 3600)),
     # ... and per app per tenant (30 RPS in the msteams-docs copy of the page).
     "microsoft:botconnector:tenant": ((30, 1),),
+    # Graph installedApps, per app per tenant (msteams-docs throttling-limits.md).
+    "microsoft:installedApps:post": ((30, 1),),
+    "microsoft:installedApps:get": ((60, 1),),
 }
 
 
@@ -85,6 +90,8 @@ class Settings:
     botframework_token_ttl: int = 3600
     channel_token_ttl: int = 300
     post_to_portal: bool = True  # events and activities are sent to the portal when True
+    # Whether the admin consent granted TeamsAppInstallation.ReadWriteSelfForUser.All.
+    teams_install_permission: bool = True
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply a partial update; unknown keys or wrong types raise ValueError."""

@@ -271,6 +271,24 @@ def microsoft_consent() -> Response:
     return jsonify(ok=True)
 
 
+@bp.post("/teams/app")
+def teams_app() -> Response:
+    """The tenant's copy of the Teams app: ``reupload`` gives it a new catalog id, ``remove``
+    takes it out of the catalog, ``block``/``unblock`` (e-mails or ids) apply an app
+    permission policy to users."""
+    body = _body()
+    return jsonify(
+        actions.teams_app(
+            current_state(),
+            str(body.get("tenant_id") or ""),
+            reupload=bool(body.get("reupload")),
+            remove=bool(body.get("remove")),
+            block=[str(v) for v in body.get("block") or []],
+            unblock=[str(v) for v in body.get("unblock") or []],
+        )
+    )
+
+
 @bp.post("/chatwork/contact-request")
 def chatwork_contact_request() -> Response:
     """A member sends a contact request (to the notification account unless ``to`` says)."""

@@ -1,5 +1,5 @@
 """graph.microsoft.com stand-in: `GET /v1.0/users` (paged), `/v1.0/users/{id}`,
-`/v1.0/organization`.
+`/v1.0/organization` (and, in ``teamwork.py``, the app catalog and per-user installs).
 
 Paging follows Graph: default page 100, `$top` 1-999, `@odata.nextLink` is a full URL with an
 opaque `$skiptoken`. `$filter` is not supported (the portal lists and matches locally).
@@ -45,7 +45,7 @@ def _graph_error(failure: GraphError) -> tuple[Response, int]:
     return response, failure.status
 
 
-def _tenant() -> Tenant:
+def tenant_of_request() -> Tenant:
     """Authenticate the Graph token, apply the tenant's rate limit, return its tenant."""
     state = current_state()
     try:
@@ -110,7 +110,7 @@ def users() -> Response:
             400, "Request_UnsupportedQuery", "$filter is not supported by the sandbox."
         )
     with state.lock:
-        tenant = _tenant()
+        tenant = tenant_of_request()
         select, size, offset = _select(), _page_size(), _offset()
         page = tenant.users[offset : offset + size]
         more = offset + size < len(tenant.users)
@@ -134,7 +134,7 @@ def user(key: str) -> Response:
     """One user by object id or userPrincipalName."""
     state = current_state()
     with state.lock:
-        tenant = _tenant()
+        tenant = tenant_of_request()
         found = tenant.by_id.get(key) or tenant.find_user(key)
         if found is None:
             raise GraphError(
@@ -156,7 +156,7 @@ def organization() -> Response:
     """The tenant's organization (display name and verified domain)."""
     state = current_state()
     with state.lock:
-        tenant = _tenant()
+        tenant = tenant_of_request()
         item = {
             "id": tenant.tenant_id,
             "displayName": tenant.name,

@@ -82,6 +82,11 @@ class Tenant:
     domain: str
     users: list[TenantUser]
     consented: bool = False
+    #: The app's id in this tenant's org catalog (not the manifest id); uploading the app
+    #: again gives it a new one (company-communicator #848). Empty: not in the catalog.
+    app_catalog_id: str = ""
+    #: Users an app permission policy keeps from having the app installed for them.
+    install_blocked: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.reindex()

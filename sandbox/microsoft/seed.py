@@ -12,6 +12,7 @@ import random
 import demodata
 from demodata import Person
 from sandbox.config import DEMO_TENANT_ID, SAMPLE_TENANT_ID
+from sandbox.ids import guid
 from sandbox.microsoft.models import MicrosoftData, Tenant, TenantUser, user_guid
 
 NO_MAILBOX = (5, 15, 25)
@@ -70,7 +71,15 @@ def build_tenant(
     tenant_id: str, name: str, domain: str, people: list[Person], *, no_mailbox: tuple[int, ...]
 ) -> Tenant:
     """A tenant with its admin and one user per person."""
-    tenant = Tenant(tenant_id=tenant_id, name=name, domain=domain, users=[])
+    tenant = Tenant(
+        tenant_id=tenant_id,
+        name=name,
+        domain=domain,
+        users=[],
+        # The admin uploaded the app to the org catalog: its catalog id differs from the
+        # manifest id.
+        app_catalog_id=guid("teams-app", tenant_id, 1),
+    )
     users = [_extra(tenant, f"admin@{domain}", "システム管理者", mail=f"admin@{domain}")]
     for person in people:
         users.append(
