@@ -10,7 +10,7 @@ from typing import Any
 
 from portal.extensions import db
 from portal.integrations.models import ChatAccount, Integration, IntegrationState
-from tests.access import ORG_PAGE, Case, same
+from tests.access import ORG_CHANGE, ORG_PAGE, Case, same
 
 
 def connected_teams(tenants: dict[str, Any], tenant: str) -> dict[str, Any]:
@@ -44,6 +44,20 @@ ROUTES: dict[str, list[Case]] = {
     # Bot Framework calls it without a browser session: no JWT → 401 whoever sends it.
     "integrations.teams_messages": [
         Case("POST", "/teams/messages", same(anonymous=401, member=401, admin=401, support=401))
+    ],
+    "integrations.teams_app_install": [
+        Case(
+            "GET", "/settings/integrations/teams/app-install{org}", ORG_PAGE, setup=connected_teams
+        )
+    ],
+    # Starting a run against a tenant the sandbox does not know ends it at once: still a 302.
+    "integrations.teams_app_install_start": [
+        Case(
+            "POST",
+            "/settings/integrations/teams/app-install{org}",
+            ORG_CHANGE,
+            setup=connected_teams,
+        )
     ],
     "integrations.teams_bot_installs": [
         Case(

@@ -355,3 +355,44 @@ class InboundEvent(db.Model):  # type: ignore[name-defined]
     provider: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[str] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class AppInstallRun(db.Model):  # type: ignore[name-defined]
+    """One run of installing the chat app for linked members (Teams' proactive install):
+    the progress row the page polls, and the tally by outcome."""
+
+    __tablename__ = "app_install_runs"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_app_install_runs_integration", "integration_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    integration_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[SyncState] = mapped_column(_enum(SyncState), default=SyncState.QUEUED)
+    #: Members to install for, and how many are done…
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    #: …by outcome: installed now, had it already, blocked by a policy, failed otherwise.
+    installed: Mapped[int] = mapped_column(Integer, default=0)
+    already: Mapped[int] = mapped_column(Integer, default=0)
+    blocked: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    #: Answers of 429 met (and waited out) on the way.
+    throttled: Mapped[int] = mapped_column(Integer, default=0)
+    #: Why the whole run stopped: the app is not in the catalog, the permission is missing…
+    error: Mapped[str | None] = mapped_column(String(500))
+    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def active(self) -> bool:
+        """Still queued or running: the page keeps polling."""
+        return self.state in (SyncState.QUEUED, SyncState.RUNNING)

@@ -2,7 +2,9 @@
 
 Vendor setup (one app for the whole service, providers.md §3.1):
 - Entra ID app registration, multi-tenant, with a client secret (MS_APP_ID, MS_CLIENT_SECRET);
-  application permission ``User.Read.All`` (Graph); redirect URIs exactly
+  application permissions ``User.Read.All`` and, to install the app for members who never
+  added the bot (``installs.py``), ``TeamsAppInstallation.ReadWriteSelfForUser.All`` (Graph),
+  with ``webApplicationInfo`` in the app manifest; redirect URIs exactly
   ``PUBLIC_BASE_URL + /teams/oauth/callback`` (admin consent) and
   ``PUBLIC_BASE_URL + /me/accounts/teams/callback`` (members' own sign-in, ``sign_in.py``).
 - Azure Bot resource on the same app id, Teams channel on, messaging endpoint
@@ -11,7 +13,8 @@ Vendor setup (one app for the whole service, providers.md §3.1):
   TEAMS_BOT_NAME, published to the customer's org catalog or the Store.
 Settings: MS_CONSENT_URL, MS_LOGIN_URL, MS_GRAPH_URL, BOTFRAMEWORK_OPENID_URL,
 TEAMS_SERVICE_URL_HOSTS; optional MS_BOT_TENANT_ID (single-tenant bot; default
-``botframework.com``) and TEAMS_APP_ID (the manifest id, for the install link).
+``botframework.com``), TEAMS_APP_ID (the manifest id: the install link and the org-catalog
+lookup) and TEAMS_SERVICE_URL (the Bot Connector for conversations that came from Graph).
 
 The package: ``tokens.py`` (msal), ``client.py`` (Graph, Bot Connector, Adaptive Cards),
 ``setup.py`` (admin consent), ``botframework.py`` (the inbound JWT), ``inbound.py`` (install and
@@ -79,6 +82,13 @@ class TeamsProvider(ChatProvider):
         ),
         URLSetting("MS_LOGIN_URL", "https://login.microsoftonline.com", "/microsoft/login"),
         URLSetting("MS_GRAPH_URL", "https://graph.microsoft.com", "/microsoft/graph"),
+        # Where proactive messages go for a member whose conversation came from Graph (the
+        # app installed for them) rather than from an activity: the public cloud's default.
+        URLSetting(
+            "TEAMS_SERVICE_URL",
+            "https://smba.trafficmanager.net/teams/",
+            "/microsoft/botconnector/",
+        ),
         URLSetting(
             "BOTFRAMEWORK_OPENID_URL",
             "https://login.botframework.com/v1/.well-known/openidconfiguration",
@@ -91,6 +101,9 @@ class TeamsProvider(ChatProvider):
         # When MS_CLIENT_SECRET expires (ISO 8601, e.g. 2028-05-31): warned 14 days ahead.
         Setting("MS_CLIENT_SECRET_EXPIRES_AT"),
         Setting("TEAMS_BOT_NAME", "Wistant bot"),
+        # The Teams app's manifest id: the install link, and the org-catalog lookup before
+        # installing the app for members (installs.py).
+        Setting("TEAMS_APP_ID", sandbox="4a6f1c3e-8b2d-4e7f-9a1b-2c3d4e5f6a7b"),
         Setting("TEAMS_SERVICE_URL_HOSTS", "smba.trafficmanager.net", "127.0.0.1,localhost"),
     )
     consent_settings = ("MS_CONSENT_URL",)
@@ -102,6 +115,13 @@ class TeamsProvider(ChatProvider):
             _l("Ask them to add the bot in Teams"),
             "integrations.provider",
             anchor="teams-bot-installs",
+            linked=True,
+        ),
+        "install_blocked": CoverageReason(
+            _l("Linked, but an app permission policy keeps the app from being installed"),
+            _l("Allow the app in the Teams admin center, or ask them to add it"),
+            "integrations.provider",
+            anchor="teams-app-install",
             linked=True,
         ),
     }
@@ -132,9 +152,14 @@ class TeamsProvider(ChatProvider):
         return setup.setup_steps()
 
     def unreachable_reason(self, extra: Mapping[str, Any]) -> str | None:
-        """Teams lets a bot write to a member only once that member has added it (we learn
-        their Teams user id from the install activity); until then a link waits."""
-        return None if extra.get("teams_user_id") else "bot_not_installed"
+        """Teams lets a bot write to a member only once the app is installed for them: they
+        added it (the install activity gives their Teams user id) or the portal installed it
+        (Graph gives the chat); until then a link waits."""
+        if extra.get("teams_user_id") or extra.get("conversation_id"):
+            return None
+        if (extra.get("install") or {}).get("state") == "blocked":
+            return "install_blocked"
+        return "bot_not_installed"
 
     def refreshes_tokens(self, integration: Integration) -> bool:
         """Graph and Bot Framework tokens come from client credentials, asked for again."""

@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, jsonify, render_template, request
+from flask import current_app, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
 from werkzeug.wrappers import Response
 
 from .... import inbound
 from ....accounts.permissions import Permission, require
 from ....accounts.tenancy import current_organization
 from ....extensions import csrf
-from ....htmx import trigger
+from ....htmx import is_partial_request, trigger
 from ... import bp
 from ...views.common import get_integration_or_404, get_provider_or_404
 from . import inbound as activities
+from . import installs
 from .botframework import BotAuthError, check_activity, verify_token
 
 log = logging.getLogger("portal.integrations.teams.messages")
@@ -128,3 +131,49 @@ def teams_bot_installs() -> ResponseReturnValue:
         # Someone added or removed the bot: the member list may show a new link.
         trigger(response, {"members-changed": True})
     return response
+
+
+INSTALL_PROBLEMS = {
+    "blocked_by_policy": _l("blocked by an app permission policy"),
+    "user_not_found": _l("not found in Microsoft Entra ID"),
+    "unreachable": _l("Microsoft Graph could not be reached"),
+}
+
+
+def _app_install_region() -> ResponseReturnValue:
+    provider = get_provider_or_404("teams")
+    integration = get_integration_or_404(current_organization(), provider)
+    run = installs.latest_run(integration)
+    pending = installs.pending_accounts(integration, retry=True)
+    problems = [
+        (account, INSTALL_PROBLEMS.get(code, code))
+        for account in pending[:20]
+        if (code := ((account.extra or {}).get("install") or {}).get("code"))
+    ]
+    return render_template(
+        "integrations/providers/teams/_app_install.html",
+        provider=provider,
+        integration=integration,
+        run=run,
+        pending=len(pending),
+        problems=problems,
+    )
+
+
+@bp.get("/settings/integrations/teams/app-install")
+@require(Permission.VIEW_ORGANIZATION)
+def teams_app_install() -> ResponseReturnValue:
+    """The install region: progress while a run goes, else the last run and who is left."""
+    return _app_install_region()
+
+
+@bp.post("/settings/integrations/teams/app-install")
+@require(Permission.MANAGE_INTEGRATIONS)
+def teams_app_install_start() -> ResponseReturnValue:
+    """「…人にインストールする」: install the app for linked members (in the background)."""
+    provider = get_provider_or_404("teams")
+    integration = get_integration_or_404(current_organization(), provider)
+    installs.start_install(integration, current_user.id)
+    if is_partial_request():
+        return _app_install_region()
+    return redirect(url_for("integrations.provider", provider="teams"))
