@@ -7,11 +7,12 @@ from typing import Any
 from sandbox.chatwork.clients import register_client
 from sandbox.chatwork.models import ContactRequest
 from sandbox.chatwork.seed import generate_contacts
-from sandbox.ids import guid, number
+from sandbox.ids import guid, number, short_id
 from sandbox.microsoft import teams
 from sandbox.microsoft.models import Tenant, TenantUser
 from sandbox.microsoft.seed import generate_tenant
 from sandbox.slack import events
+from sandbox.slack.models import SlackUser
 from sandbox.slack.seed import generate_workspace
 from sandbox.state import FaultRule, IssuedToken, SandboxState
 
@@ -88,6 +89,40 @@ def deactivate_user(state: SandboxState, provider: str, key: str) -> dict[str, A
             member.account_enabled = False
             return {"provider": provider, "id": member.id, "tenant_id": tenant.tenant_id}
     raise NotFound(f"no {provider} user {key!r}")
+
+
+def slack_person(
+    state: SandboxState, team_id: str, action: str, email: str, name: str = ""
+) -> dict[str, Any]:
+    """Someone joins the workspace (``join``) or is deactivated (``leave``); Slack sends the
+    portal ``team_join`` / ``user_change``. Returns the user and the portal's answer."""
+    with state.lock:
+        workspace = state.slack.workspaces.get(team_id)
+        if workspace is None:
+            raise NotFound(f"no workspace {team_id!r}")
+        user = workspace.by_email.get(email.lower())
+        if action == "join":
+            if user is None:
+                handle = email.split("@")[0]
+                user = SlackUser(
+                    id=short_id("U", team_id, email.lower()),
+                    team_id=team_id,
+                    name=handle,
+                    real_name=name or handle,
+                    display_name="",
+                    email=email.lower(),
+                )
+                workspace.users.append(user)
+                workspace.reindex()
+            user.deleted = False
+            kind = "team_join"
+        elif action == "leave" and user is not None:
+            user.deleted = True
+            kind = "user_change"
+        else:
+            raise NotFound(f"no user {email!r} to {action}")
+        event = events.user_event(kind, user)
+    return {"id": user.id, "portal": events.deliver(state, team_id, event)}
 
 
 def slack_uninstall(state: SandboxState, team_id: str) -> list[int | None]:

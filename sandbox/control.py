@@ -40,6 +40,12 @@ Actions
   POST /_control/teams/uninstall            {"user": ..., "tenant_id"?}
   POST /_control/microsoft/consent          {"tenant_id": "..."}
   POST /_control/chatwork/accept-contact    {"request_id": 1} or {"account": "<id or e-mail>"}
+  POST /_control/chatwork/contact-request   {"from": "<id or e-mail>", "to"?: <account id>,
+                                            "message"?}: a member asks the notification account
+  POST /_control/slack/people               {"team_id", "action": "join" | "leave", "email",
+                                            "name"?}: team_join / user_change to the portal
+  POST /_control/teams/app                  {"tenant_id", "reupload"?, "remove"?, "block"?: [...],
+                                            "unblock"?: [...]}: the app in the org catalog
 """
 
 from __future__ import annotations
@@ -269,6 +275,22 @@ def microsoft_consent() -> Response:
     """Record admin consent without the page."""
     actions.consent(current_state(), str(_body().get("tenant_id", "")))
     return jsonify(ok=True)
+
+
+@bp.post("/slack/people")
+def slack_people() -> Response:
+    """``{"team_id", "action": "join" | "leave", "email", "name"}``: a new hire joins the
+    workspace or a member is deactivated; the portal gets the signed event."""
+    body = _body()
+    return jsonify(
+        actions.slack_person(
+            current_state(),
+            str(body.get("team_id") or ""),
+            str(body.get("action") or ""),
+            str(body.get("email") or ""),
+            str(body.get("name") or ""),
+        )
+    )
 
 
 @bp.post("/teams/app")

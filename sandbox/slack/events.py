@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from sandbox.config import SLACK_APP_ID, SLACK_SIGNING_SECRET, SLACK_VERIFICATION_TOKEN
-from sandbox.slack.models import SlackWorkspace
+from sandbox.slack.models import SlackUser, SlackWorkspace
 from sandbox.state import SandboxState
 
 DELIVERY_DELAY = 0.2  # seconds; Slack delivers events asynchronously after the API call
@@ -37,6 +37,12 @@ def app_uninstalled(workspace: SlackWorkspace) -> dict[str, Any]:
 def tokens_revoked(workspace: SlackWorkspace) -> dict[str, Any]:
     """The `tokens_revoked` event: user ids, not token strings."""
     return {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": [workspace.bot_user_id]}}
+
+
+def user_event(kind: str, user: SlackUser) -> dict[str, Any]:
+    """``team_join`` (someone joined the workspace) or ``user_change`` (a profile changed, or
+    the member was deactivated: ``deleted`` true), with the users.list shape."""
+    return {"type": kind, "user": user.to_api(with_email=True), "cache_ts": int(time.time())}
 
 
 def envelope(team_id: str, event: dict[str, Any]) -> dict[str, Any]:
