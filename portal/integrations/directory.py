@@ -6,7 +6,10 @@ accounts in bulk and updates the row after every page, which the page polls (HTM
 that left the directory are marked inactive, never deleted: their links and history stay.
 Then, where the provider's directory has e-mail addresses and the organization has not chosen
 preview only, every unique, exact match is linked as one batch (``linking.auto_link``): the
-first sync links the organization, later ones its new hires.
+first sync links the organization, later ones its new hires. An hourly check starts a sync
+for every connection whose last one is a day old (:func:`sync_daily`); providers that say
+who joined or left in between (Slack's events) use :func:`store_entry` and
+:func:`account_left`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,17 @@ from sqlalchemy import insert, select, update
 
 from ..database import utcnow
 from ..extensions import db
-from ..tasks import task
+from ..tasks import crontab, periodic_task, task
 from . import linking
-from .health import alert_admins, mark_needs_reconnect
-from .models import ChatAccount, DirectorySync, Integration, IntegrationState, SyncState
+from .health import alert_admins, flag_link, mark_needs_reconnect
+from .models import (
+    AccountLink,
+    ChatAccount,
+    DirectorySync,
+    Integration,
+    IntegrationState,
+    SyncState,
+)
 from .providers.base import DirectoryEntry, ProviderAuthError, ProviderError
 from .registry import providers
 
@@ -30,6 +40,8 @@ log = logging.getLogger("portal.integrations.directory")
 
 #: A queued/running sync whose row has not moved for this long was lost with its worker.
 STALE_AFTER = timedelta(minutes=10)
+#: How old the last sync may be before the hourly check starts another.
+DAILY = timedelta(hours=24)
 
 
 def latest_sync(integration: Integration) -> DirectorySync | None:
@@ -163,6 +175,58 @@ def _store_page(
         db.session.execute(insert(ChatAccount), new)
     if changed:
         db.session.execute(update(ChatAccount), changed)
+
+
+def store_entry(integration: Integration, entry: DirectoryEntry) -> ChatAccount:
+    """One person the provider told us about between syncs (Slack's ``team_join`` and
+    ``user_change``): stored or refreshed like a sync would; the caller commits."""
+    existing = {
+        external_id: value
+        for external_id, value in _existing_accounts(integration.id).items()
+        if external_id == entry.external_id
+    }
+    _store_page(integration, [entry], existing)
+    db.session.flush()
+    account = db.session.scalar(
+        select(ChatAccount).where(
+            ChatAccount.integration_id == integration.id,
+            ChatAccount.external_id == entry.external_id,
+        )
+    )
+    assert account is not None  # just written
+    db.session.refresh(account)
+    return account
+
+
+def account_left(integration: Integration, external_id: str) -> ChatAccount | None:
+    """The provider says this person left (Slack ``user_change`` with ``deleted``): the
+    account is deactivated and its link flagged, as the next sync would; the caller commits."""
+    account = db.session.scalar(
+        select(ChatAccount).where(
+            ChatAccount.integration_id == integration.id, ChatAccount.external_id == external_id
+        )
+    )
+    if account is None or not account.is_active:
+        return account
+    account.is_active = False
+    account.synced_at = utcnow()
+    link = db.session.scalar(select(AccountLink).where(AccountLink.chat_account_id == account.id))
+    if link is not None and not link.flagged_reason:
+        flag_link(link, "account_deleted")
+    return account
+
+
+@periodic_task(crontab(minute="17"))
+def sync_daily() -> None:
+    """Every hour, start a sync for each connected integration whose last one is a day old,
+    so new hires and leavers show up without anyone pressing 再同期."""
+    stale_before = utcnow() - DAILY
+    for integration in db.session.scalars(
+        select(Integration).where(Integration.state == IntegrationState.CONNECTED)
+    ).all():
+        last = latest_sync(integration)
+        if last is None or (not last.active and last.created_at < stale_before):
+            start_sync(integration, None)
 
 
 def _finish(run: DirectorySync, state: SyncState, error: str | None) -> None:

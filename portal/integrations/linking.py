@@ -168,6 +168,30 @@ def link_account(
     return link
 
 
+def link_by_email(
+    integration: Integration, account: ChatAccount, *, method: LinkMethod = LinkMethod.EMAIL
+) -> AccountLink | None:
+    """Link ``account`` to the one active member with its e-mail address, when automatic
+    linking is on and neither is linked yet (a new hire, a bot installer); commits. ``None``
+    when nothing was linked."""
+    if not account.email or not account.is_active or not auto_link_enabled(integration):
+        return None
+    members = db.session.scalars(
+        select(User).where(
+            User.organization_id == integration.organization_id,
+            User.is_active_flag.is_(True),
+            func.lower(User.email) == account.email,
+        )
+    ).all()
+    if len(members) != 1 or find_link(integration, members[0].id) is not None:
+        return None
+    try:
+        return link_account(integration, members[0], account, actor=None, method=method)
+    except LinkConflict:
+        db.session.rollback()
+        return None
+
+
 def unlink_account(integration: Integration, user: User, *, actor: User | None) -> bool:
     """Remove the member's link, auditing what it was; commits. False when there was none."""
     link = find_link(integration, user.id)

@@ -215,7 +215,9 @@ class SlackClient(RefreshingClient):
             answer = self._with_token(
                 lambda web: _users_page(web, cursor)  # noqa: B023 - called at once
             )
-            yield [entry for member in answer.get("members") or [] if (entry := _entry(member))]
+            yield [
+                entry for member in answer.get("members") or [] if (entry := member_entry(member))
+            ]
             cursor = ((answer.get("response_metadata") or {}).get("next_cursor") or "").strip()
             if not cursor:
                 return
@@ -230,7 +232,7 @@ class SlackClient(RefreshingClient):
             answer = self._with_token(lambda web: web.users_lookupByEmail(email=email))
         except RecipientNotFound:
             return None
-        return _entry(answer.get("user") or {})
+        return member_entry(answer.get("user") or {})
 
 
 def _users_page(web: WebClient, cursor: str | None) -> SlackResponse:
@@ -239,7 +241,7 @@ def _users_page(web: WebClient, cursor: str | None) -> SlackResponse:
     return waiting.users_list(limit=PAGE_SIZE, cursor=cursor or None)
 
 
-def _entry(member: Mapping[str, Any]) -> DirectoryEntry | None:
+def member_entry(member: Mapping[str, Any]) -> DirectoryEntry | None:
     """A users.list member as a directory entry, or None for bots, leavers and invitees."""
     if (
         not member.get("id")

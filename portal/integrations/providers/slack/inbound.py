@@ -1,4 +1,5 @@
-"""Slack events, acted on once: find the workspace, drop retries, stop using revoked tokens.
+"""Slack events, acted on once: find the workspace, drop retries, stop using revoked tokens,
+keep the directory current between syncs (``team_join``, ``user_change``).
 
 :func:`receive` is a service: it owns its transactions (the ``event_id`` is committed before
 the event is acted on, so a retry racing the first delivery is a duplicate, never a second
@@ -13,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from ....extensions import db
-from ... import services
+from ... import directory, linking, services
 from ...models import InboundEvent, Integration
+from .client import member_entry
 
 Outcome = Literal["handled", "unknown_team", "duplicate"]
 
@@ -46,3 +48,19 @@ def _act(integration: Integration, event: dict[str, Any]) -> None:
         services.handle_revoked(integration, "app_uninstalled")
     elif kind == "tokens_revoked" and (integration.config or {}).get("bot_user_id") in revoked_bots:
         services.handle_revoked(integration, "tokens_revoked")
+    elif kind in ("team_join", "user_change"):
+        _person(integration, event["user"])
+
+
+def _person(integration: Integration, user: dict[str, Any]) -> None:
+    """A new hire is stored and, under automatic linking, linked by e-mail; a leaver's link is
+    flagged; a changed profile is refreshed (and may now match by e-mail). Commits."""
+    entry = member_entry(user)
+    if entry is None:
+        if user.get("deleted"):
+            directory.account_left(integration, str(user["id"]))
+            db.session.commit()
+        return
+    account = directory.store_entry(integration, entry)
+    db.session.commit()
+    linking.link_by_email(integration, account)

@@ -76,7 +76,46 @@ TOKENS_REVOKED = inbound.schema(
         },
     }
 )
-EVENT_SCHEMAS = {"tokens_revoked": TOKENS_REVOKED}
+_NAME = {"type": "string", "maxLength": 1000}
+_FLAG = {"type": "boolean"}
+#: team_join (a new member) and user_change (a profile changed, or the member left): the
+#: users.list fields ``client.member_entry`` reads, with their types.
+USER_EVENT = inbound.schema(
+    {
+        "type": "object",
+        "required": ["user"],
+        "properties": {
+            "user": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string", "minLength": 1, "maxLength": 32},
+                    "name": _NAME,
+                    "real_name": _NAME,
+                    "deleted": _FLAG,
+                    "is_bot": _FLAG,
+                    "is_app_user": _FLAG,
+                    "is_invited_user": _FLAG,
+                    "is_restricted": _FLAG,
+                    "is_ultra_restricted": _FLAG,
+                    "profile": {
+                        "type": "object",
+                        "properties": {
+                            "email": {"type": "string", "maxLength": 254},
+                            "real_name": _NAME,
+                            "display_name": _NAME,
+                        },
+                    },
+                },
+            }
+        },
+    }
+)
+EVENT_SCHEMAS = {
+    "tokens_revoked": TOKENS_REVOKED,
+    "team_join": USER_EVENT,
+    "user_change": USER_EVENT,
+}
 #: Events are a few kilobytes; Slack documents no maximum, 256 KiB leaves room.
 MAX_EVENT_BYTES = 256 * 1024
 
@@ -93,7 +132,8 @@ def _refuse(error: str, detail: str) -> tuple[Response, int]:
 @csrf.exempt
 @inbound.json_endpoint(limit=MAX_EVENT_BYTES)
 def slack_events() -> Response | tuple[Response, int]:
-    """Slack's Request URL: url_verification, app_uninstalled, tokens_revoked."""
+    """Slack's Request URL: url_verification, app_uninstalled, tokens_revoked, team_join,
+    user_change."""
     body = inbound.read_body()
     if not signature_is_valid(body, request.headers):
         log.warning("slack event with a bad signature rejected")

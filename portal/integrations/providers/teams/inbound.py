@@ -17,11 +17,10 @@ from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from ....accounts.models import User
 from ....database import utcnow
 from ....extensions import db
 from ...health import flag_link
-from ...linking import LinkConflict, auto_link_enabled, find_link, link_account
+from ...linking import link_by_email
 from ...models import (
     AccountLink,
     ChatAccount,
@@ -211,21 +210,7 @@ def handle_install(integration: Integration, activity: Mapping[str, Any]) -> boo
 
 def _link_installer(integration: Integration, account: ChatAccount) -> None:
     """Auto-link is on: link the installer's account to the one member with its e-mail."""
-    if not account.email or not auto_link_enabled(integration):
-        return
-    members = db.session.scalars(
-        select(User).where(
-            User.organization_id == integration.organization_id,
-            User.is_active_flag.is_(True),
-            func.lower(User.email) == account.email,
-        )
-    ).all()
-    if len(members) != 1 or find_link(integration, members[0].id) is not None:
-        return
-    try:
-        link_account(integration, members[0], account, actor=None, method=LinkMethod.BOT_INSTALL)
-    except LinkConflict:
-        db.session.rollback()
+    link_by_email(integration, account, method=LinkMethod.BOT_INSTALL)
 
 
 def handle_uninstall(integration: Integration, activity: Mapping[str, Any]) -> bool:
