@@ -272,33 +272,18 @@ class SyncState(enum.StrEnum):
     FAILED = "failed"
 
 
-class DirectorySync(db.Model):  # type: ignore[name-defined]
-    """One run of a provider directory sync: the progress row the page polls.
+class BackgroundRun:
+    """What every background run of an integration's long work keeps: the row its page polls.
 
-    The background task updates it page by page, so the admin sees progress and a sync that a
-    killed worker left behind is visible (it stays "running" with an old ``updated_at``).
+    The task updates it as it goes, so the admin sees progress, and a run a killed worker left
+    behind is visible (it stays "running" with an old ``updated_at``).
     """
-
-    __tablename__ = "directory_syncs"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["integration_id", "organization_id"],
-            ["integrations.id", "integrations.organization_id"],
-            ondelete="CASCADE",
-        ),
-        Index("ix_directory_syncs_integration", "integration_id", "id"),
-    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(Integer)
     integration_id: Mapped[int] = mapped_column(Integer)
     state: Mapped[SyncState] = mapped_column(_enum(SyncState), default=SyncState.QUEUED)
-    #: Provider pages read, people kept (bots, deleted users and invitees are skipped)…
-    pages: Mapped[int] = mapped_column(Integer, default=0)
-    fetched: Mapped[int] = mapped_column(Integer, default=0)
-    #: …accounts that left the directory since the last run, and links made automatically.
-    deactivated: Mapped[int] = mapped_column(Integer, default=0)
-    auto_linked: Mapped[int] = mapped_column(Integer, default=0)
+    #: Why the run failed (a short code the page explains).
     error: Mapped[str | None] = mapped_column(String(500))
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -309,6 +294,32 @@ class DirectorySync(db.Model):  # type: ignore[name-defined]
     def active(self) -> bool:
         """Still queued or running: the page keeps polling."""
         return self.state in (SyncState.QUEUED, SyncState.RUNNING)
+
+
+def _run_table_args(name: str) -> tuple[Any, ...]:
+    """A run belongs to an integration of its organization; listed newest first per one."""
+    return (
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index(f"ix_{name}_integration", "integration_id", "id"),
+    )
+
+
+class DirectorySync(BackgroundRun, db.Model):  # type: ignore[name-defined]
+    """One run of a provider directory sync, updated page by page."""
+
+    __tablename__ = "directory_syncs"
+    __table_args__ = _run_table_args("directory_syncs")
+
+    #: Provider pages read, people kept (bots, deleted users and invitees are skipped)…
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    fetched: Mapped[int] = mapped_column(Integer, default=0)
+    #: …accounts that left the directory since the last run, and links made automatically.
+    deactivated: Mapped[int] = mapped_column(Integer, default=0)
+    auto_linked: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class LinkBatch(db.Model):  # type: ignore[name-defined]
@@ -357,24 +368,13 @@ class InboundEvent(db.Model):  # type: ignore[name-defined]
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class AppInstallRun(db.Model):  # type: ignore[name-defined]
-    """One run of installing the chat app for linked members (Teams' proactive install):
-    the progress row the page polls, and the tally by outcome."""
+class AppInstallRun(BackgroundRun, db.Model):  # type: ignore[name-defined]
+    """One run of installing the chat app for linked members (Teams' proactive install),
+    with the tally by outcome."""
 
     __tablename__ = "app_install_runs"
-    __table_args__ = (
-        ForeignKeyConstraint(
-            ["integration_id", "organization_id"],
-            ["integrations.id", "integrations.organization_id"],
-            ondelete="CASCADE",
-        ),
-        Index("ix_app_install_runs_integration", "integration_id", "id"),
-    )
+    __table_args__ = _run_table_args("app_install_runs")
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    organization_id: Mapped[int] = mapped_column(Integer)
-    integration_id: Mapped[int] = mapped_column(Integer)
-    state: Mapped[SyncState] = mapped_column(_enum(SyncState), default=SyncState.QUEUED)
     #: Members to install for, and how many are done…
     total: Mapped[int] = mapped_column(Integer, default=0)
     done: Mapped[int] = mapped_column(Integer, default=0)
@@ -385,14 +385,3 @@ class AppInstallRun(db.Model):  # type: ignore[name-defined]
     failed: Mapped[int] = mapped_column(Integer, default=0)
     #: Answers of 429 met (and waited out) on the way.
     throttled: Mapped[int] = mapped_column(Integer, default=0)
-    #: Why the whole run stopped: the app is not in the catalog, the permission is missing…
-    error: Mapped[str | None] = mapped_column(String(500))
-    started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    @property
-    def active(self) -> bool:
-        """Still queued or running: the page keeps polling."""
-        return self.state in (SyncState.QUEUED, SyncState.RUNNING)

@@ -44,7 +44,7 @@ from ..database import utcnow
 from ..extensions import db, htmx
 from ..htmx import is_partial_request
 from . import services
-from .models import AccountLink, Integration, SetupSession
+from .models import AccountLink, Integration, SetupSession, SignInSession
 from .wizard import Attempt, SetupError, Step
 
 if TYPE_CHECKING:  # a cycle: the provider packages import the engine (Chatwork's page reads it)
@@ -191,14 +191,7 @@ class SetupPipeline:
                 user.id,
             )
             raise CallbackRejected(problem)
-        claimed = db.session.execute(
-            update(SetupSession)
-            .where(SetupSession.state_hash == record.state_hash, SetupSession.consumed_at.is_(None))
-            .values(consumed_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if not claim_state(SetupSession, record.state_hash):
             raise CallbackRejected(_("This setup link is unknown or was already used."))
         db.session.refresh(record)
         pipeline = cls(provider, record)
@@ -457,6 +450,19 @@ def state_problem(
     if record.organization_id != organization.id:
         return str(_("This setup was started for another organization."))
     return None
+
+
+def claim_state(model: type[SetupSession] | type[SignInSession], state_hash: str) -> bool:
+    """Consume a state record with a compare-and-set; commits. False when another request
+    consumed it first (two replays at once cannot both pass)."""
+    claimed = db.session.execute(
+        update(model)
+        .where(model.state_hash == state_hash, model.consumed_at.is_(None))
+        .values(consumed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return bool(claimed.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def step_index(steps: Sequence[Step], name: str) -> int:

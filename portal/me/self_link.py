@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import session
 from flask_babel import gettext as _
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from ..accounts.models import Organization, User
 from ..audit import service as audit
@@ -39,7 +39,7 @@ from ..integrations.models import (
     LinkMethod,
     SignInSession,
 )
-from ..integrations.pipeline import SETUP_TTL, hash_state, state_problem
+from ..integrations.pipeline import SETUP_TTL, claim_state, hash_state, state_problem
 from ..integrations.providers.base import (
     ChatProvider,
     DirectoryEntry,
@@ -260,14 +260,7 @@ def _consume(user: User, provider: ChatProvider, state: str | None) -> SignInSes
     if problem:
         log.warning("member sign-in rejected: provider=%s user=%s", provider.key, user.id)
         raise SignInFailed(problem)
-    claimed = db.session.execute(
-        update(SignInSession)
-        .where(SignInSession.state_hash == record.state_hash, SignInSession.consumed_at.is_(None))
-        .values(consumed_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    db.session.commit()
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+    if not claim_state(SignInSession, record.state_hash):
         raise SignInFailed(_("This setup link is unknown or was already used."))
     db.session.refresh(record)
     return record

@@ -142,8 +142,9 @@ def browser() -> Iterator[Any]:
         instance.close()
 
 
-@pytest.fixture
-def page(browser: Any, portal_url: str) -> Iterator[Any]:
+def browser_tab(browser: Any, portal_url: str) -> Iterator[Any]:
+    """A tab in a browser context of its own (its own cookies: one person signed in), failing
+    the test on any Content-Security-Policy violation it logged."""
     context = browser.new_context(
         locale="ja-JP", base_url=portal_url, viewport={"width": 1280, "height": 860}
     )
@@ -159,6 +160,11 @@ def page(browser: Any, portal_url: str) -> Iterator[Any]:
     yield tab
     context.close()
     assert violations == [], f"CSP violations: {violations}"
+
+
+@pytest.fixture
+def page(browser: Any, portal_url: str) -> Iterator[Any]:
+    yield from browser_tab(browser, portal_url)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sandbox.config import DEMO_SLACK_TEAM_ID, DEMO_TENANT_ID
 from sandbox.ids import short_id
 from sandbox.microsoft.models import user_guid
 from sandbox.testing import RunningSandbox
-from tests.e2e.conftest import login, open_integrations, screenshot, settled
+from tests.e2e.conftest import browser_tab, login, open_integrations, screenshot, settled
 from tests.e2e.test_chatwork_test_message import connect_chatwork
 
 MEMBER = "member37@demo.example"
@@ -24,21 +24,7 @@ MEMBER = "member37@demo.example"
 @pytest.fixture
 def member_page(browser: Any, portal_url: str) -> Iterator[Any]:
     """A second browser for the member, so the admin's session stays apart."""
-    context = browser.new_context(
-        locale="ja-JP", base_url=portal_url, viewport={"width": 1280, "height": 860}
-    )
-    tab = context.new_page()
-    violations: list[str] = []
-    tab.on(
-        "console",
-        lambda message: (
-            violations.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
-    tab.set_default_timeout(10_000)
-    yield tab
-    context.close()
-    assert violations == [], f"CSP violations: {violations}"
+    yield from browser_tab(browser, portal_url)
 
 
 def connect_everything(page: Any, sandbox: RunningSandbox, portal_url: str) -> None:
