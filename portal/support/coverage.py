@@ -78,6 +78,10 @@ class Coverage:
     members: int = 0
     linked: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    #: How the linked members were linked (``LinkMethod`` values: "self" = by the member).
+    methods: Counter[str] = field(default_factory=Counter)
+    #: Linked members the portal installed the chat app for (Teams), by outcome.
+    installs: Counter[str] = field(default_factory=Counter)
 
     @property
     def percent(self) -> int:
@@ -105,7 +109,7 @@ def compute(integration: Integration) -> Coverage:
     ).all()
     links = db.session.execute(
         select(AccountLink.user_id, AccountLink.flagged_reason)
-        .add_columns(ChatAccount.is_active, ChatAccount.extra)
+        .add_columns(ChatAccount.is_active, ChatAccount.extra, AccountLink.method)
         .join(ChatAccount, ChatAccount.id == AccountLink.chat_account_id)
         .where(AccountLink.integration_id == integration.id)
     ).all()
@@ -129,10 +133,13 @@ def compute(integration: Integration) -> Coverage:
     coverage.members = len(members)
     active_ids = {member.id for member in members}
     linked_users = set()
-    for user_id, flagged, active, extra in links:
+    for user_id, flagged, active, extra, method in links:
         linked_users.add(user_id)
         if user_id not in active_ids:
             continue
+        coverage.methods[method.value] += 1
+        if install := ((extra or {}).get("install") or {}).get("state"):
+            coverage.installs[str(install)] += 1
         if flagged:  # a refusal the dashboard knows better by name (bot_not_installed)
             coverage.reasons[flagged if flagged in known else "flagged"] += 1
         elif not active:

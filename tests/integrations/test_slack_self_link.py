@@ -18,6 +18,7 @@ from portal.extensions import db
 from portal.integrations.models import ChatAccount, Integration, LinkMethod
 from portal.integrations.providers.base import SignInRefused
 from portal.integrations.providers.slack.sign_in import ISSUER, verify_id_token
+from portal.support import coverage
 from sandbox.config import DEMO_SLACK_TEAM_ID, SAMPLE_SLACK_TEAM_ID, SLACK_CLIENT_ID
 from sandbox.ids import short_id
 from sandbox.signing import SigningKey, base_claims
@@ -77,8 +78,11 @@ def test_member_links_own_slack_account(member_client: Any, m37: Any) -> None:
     assert event is not None and event.after["method"] == "self"
     assert event.actor_id == m37.id
     page = member_client.get("/me/accounts")
-    assert "本人が連携" in page.text or "Linked by the member" in page.text
+    assert "本人が連携" in page.text
     assert 'data-testid="connect-slack"' not in page.text
+    # The coverage counts members who linked themselves.
+    integration = db.session.get(Integration, link.integration_id)
+    assert integration is not None and coverage.compute(integration).methods["self"] == 1
 
 
 def test_oa01_oa02_no_or_unknown_state(member_client: Any, m37: Any) -> None:

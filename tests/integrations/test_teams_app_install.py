@@ -20,6 +20,7 @@ from portal.integrations.models import (
 from portal.integrations.providers.teams import installs
 from portal.notifications import dispatcher
 from portal.notifications.services import send_test_message
+from portal.support import coverage
 from sandbox.testing import RunningSandbox
 from tests.integrations.conftest import calls
 from tests.integrations.teams_flow import DEMO_TENANT_ID, connect
@@ -116,6 +117,10 @@ def test_already_installed_blocked_and_removed_members(
     # The coverage on 外部ツールの連携 names the reason and its next step.
     overview = admin_client.get("/settings/integrations").text
     assert 'class="coverage-install_blocked"' in overview
+    result = coverage.compute(teams)
+    assert (result.installs["installed"], result.installs["already"]) == (7, 1)
+    assert result.installs["blocked"] == 2
+    assert 'data-installed="8"' in overview
 
 
 @pytest.mark.parametrize(
