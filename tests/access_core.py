@@ -61,6 +61,19 @@ ROUTES: dict[str, list[Case]] = {
             same(anonymous=LOGIN, member=302, admin=302, support=403),
         )
     ],
+    # An invitation is its invitee's: an unknown token is 404 for anyone signed in.
+    "me.invitation": [
+        Case(
+            "GET",
+            "/me/invitations/unknown-token",
+            same(anonymous=LOGIN, member=404, admin=404, support=403),
+        ),
+        Case(
+            "POST",
+            "/me/invitations/unknown-token",
+            same(anonymous=LOGIN, member=404, admin=404, support=403),
+        ),
+    ],
     # Two-step verification is each user's own, support staff included (they need it most).
     "auth.login_code": [  # without a correct password first: back to the sign-in page
         Case("GET", "/login/code", same(anonymous=302, member=302, admin=302, support=302))

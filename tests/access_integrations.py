@@ -64,6 +64,9 @@ ROUTES: dict[str, list[Case]] = {
     "integrations.resync": [
         Case("POST", "/settings/integrations/slack/sync{org}", ORG_CHANGE, setup=connected)
     ],
+    "integrations.invite_unlinked": [
+        Case("POST", "/settings/integrations/slack/invitations{org}", ORG_CHANGE, setup=connected)
+    ],
     "integrations.disconnect": [
         Case("POST", "/settings/integrations/slack/disconnect{org}", ORG_CHANGE, setup=connected)
     ],

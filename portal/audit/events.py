@@ -54,6 +54,8 @@ register("integration.updated", "change", _l("Integration settings changed"))
 register("link.created", "positive", _l("Chat account linked"))
 register("link.removed", "negative", _l("Chat account unlinked"))
 register("link.flagged", "negative", _l("Chat account link flagged"))
+register("link.invited", "change", _l("Members invited to link their own account"))
+register("link.invitation_used", "other", _l("Invitation opened to link an account"))
 register(
     "link.self_link_refused",
     "negative",

@@ -385,3 +385,50 @@ class AppInstallRun(BackgroundRun, db.Model):  # type: ignore[name-defined]
     failed: Mapped[int] = mapped_column(Integer, default=0)
     #: Answers of 429 met (and waited out) on the way.
     throttled: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class InvitationState(enum.StrEnum):
+    QUEUED = "queued"  # written, the e-mail not sent yet
+    SENT = "sent"
+    BOUNCED = "bounced"  # the mail server refused it
+    LINKED = "linked"  # the member linked themselves from it
+
+
+class Invitation(db.Model):  # type: ignore[name-defined]
+    """An invitation to an unlinked member to link their own account in one tool.
+
+    The e-mailed link carries a random token; only its SHA-256 is stored. It works once, for
+    48 hours, and only for the member it was sent to, once signed in (``me/invitations.py``).
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "organization_id"],
+            ["users.id", "users.organization_id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_invitations_integration", "integration_id", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    integration_id: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(Integer)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[InvitationState] = mapped_column(
+        _enum(InvitationState), default=InvitationState.QUEUED
+    )
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the member opened it and chose to link (the token is spent then).
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def expired(self, now: datetime) -> bool:
+        return self.state is not InvitationState.LINKED and self.expires_at <= now

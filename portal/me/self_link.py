@@ -52,7 +52,7 @@ from ..integrations.providers.base import (
 from ..integrations.providers.oauth import member_redirect_uri, pkce_pair
 from ..integrations.registry import providers
 from ..integrations.services import LIVE_STATES, find_integration
-from . import services
+from . import invitations, services
 
 log = logging.getLogger("portal.me.self_link")
 
@@ -332,4 +332,6 @@ def _link(
     if link.confirmed_at is None:
         # The same account was already linked to them by an e-mail match: signing in proves it.
         services.confirm(user, link)
+    invitations.mark_linked(integration.id, user.id)
+    db.session.commit()
     return link

@@ -19,7 +19,7 @@ from ..integrations.pipeline import top_level_redirect
 from ..integrations.registry import providers
 from ..notifications.explain import STATE_LABELS, explain_outcome
 from ..notifications.models import Delivery, Notification
-from . import bp, notices, self_link, services
+from . import bp, invitations, notices, self_link, services
 
 
 @bp.get("/me/accounts")
@@ -114,6 +114,43 @@ def _flash_linked(provider_name: str, link: AccountLink) -> None:
         ),
         "success",
     )
+
+
+@bp.route("/me/invitations/<token>", methods=["GET", "POST"])
+@require(Permission.VIEW_OWN_ACCOUNTS)
+def invitation(token: str) -> ResponseReturnValue:
+    """An invitation's link: "link this account?", and on POST the tool's own sign-in. A
+    forged, used, expired or someone else's link gets a clear page and links nothing."""
+    user = current_user._get_current_object()
+    found = invitations.find(token)
+    problem = invitations.problem(found, user)
+    integration = db.session.get(Integration, found.integration_id) if found else None
+    chat = providers.get(integration.provider) if integration else None
+    if problem is None and chat is None:
+        problem = _("This invitation link is not valid.")
+    if problem is not None or found is None or chat is None:
+        page = render_template("me/invitation.html", problem=problem, token=token)
+        response = current_app.make_response((page, 404 if found is None else 410))
+    elif request.method == "GET":
+        response = current_app.make_response(
+            render_template("me/invitation.html", problem=None, token=token, provider=chat)
+        )
+    elif not invitations.use(found, user):
+        db.session.refresh(found)  # another request spent it a moment earlier
+        page = render_template(
+            "me/invitation.html", problem=invitations.problem(found, user), token=token
+        )
+        response = current_app.make_response((page, 410))
+    else:
+        try:
+            return top_level_redirect(self_link.begin(user, chat))
+        except self_link.SignInFailed as failed:
+            flash(failed.message, "error")
+            return redirect(url_for("me.accounts"))
+    # The URL carries the token: keep it out of Referer headers and caches.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/me/accounts/<int:link_id>/not-me")

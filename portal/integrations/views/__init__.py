@@ -1,3 +1,3 @@
 """Views of 外部ツールの連携: overview cards, provider pages and wizard, linking, inbound events."""
 
-from . import members, overview, setup, transfer  # noqa: F401
+from . import invitations, members, overview, setup, transfer  # noqa: F401

@@ -13,6 +13,7 @@ from ...accounts.permissions import Permission, require
 from ...accounts.tenancy import current_organization
 from ...extensions import db
 from ...htmx import is_partial_request, trigger
+from ...me.invitations import summary as invitation_summary
 from .. import bp, directory, linking, services
 from ..pipeline import CallbackRejected, SetupPipeline, callback_refused, setup_page
 from .common import autolink_region, get_integration_or_404, get_provider_or_404
@@ -51,6 +52,7 @@ def provider(provider: str) -> ResponseReturnValue:
         page=1,
         pages=max(1, -(-total // per_page)),
         errors={},
+        invitations=invitation_summary(integration) if chat.member_sign_in() else None,
         **chat.page_context(integration),
     )
 

@@ -1,0 +1,199 @@
+"""Invite unlinked members to link their own account (Sentry's model, issue 15 item 2).
+
+The admin invites the unlinked members of one tool; each gets an e-mail with a link that
+works once, for 48 hours, and only for them: after signing in to the portal they see "link
+your account?" and, on a POST, go through the tool's own sign-in (``self_link``), so the link
+rests on what the provider verified, never on the invitation alone. A member is invited at
+most once in 24 hours; every invitation is audited; the e-mails go out in the background and
+the admin's page shows them by state (queued, sent, bounced, linked, expired).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections import Counter
+from datetime import timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+
+from ..accounts.models import Organization, User
+from ..audit import service as audit
+from ..database import utcnow
+from ..extensions import db
+from ..integrations.models import AccountLink, Integration, Invitation, InvitationState
+from ..notifications import mail
+from ..notifications.mail import MailError
+from ..notifications.transports import transports
+from ..tasks import task
+
+log = logging.getLogger("portal.me.invitations")
+
+#: How long an invitation's link works, and how often a member may be invited.
+VALID_FOR = timedelta(hours=48)
+AT_MOST_EVERY = timedelta(hours=24)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def unlinked_members(integration: Integration) -> list[User]:
+    """The organization's active members with no link in ``integration``."""
+    linked = select(AccountLink.user_id).where(AccountLink.integration_id == integration.id)
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(
+                User.organization_id == integration.organization_id,
+                User.is_active_flag.is_(True),
+                User.id.not_in(linked),
+            )
+            .order_by(User.id)
+        )
+    )
+
+
+def invite_unlinked(integration: Integration, *, actor: User) -> dict[str, int]:
+    """Invite every unlinked member not invited in the last 24 hours; commits, then queues
+    the e-mails. Returns how many were invited and how many were skipped as too recent."""
+    now = utcnow()
+    members = unlinked_members(integration)
+    recent = set(
+        db.session.scalars(
+            select(Invitation.user_id).where(
+                Invitation.integration_id == integration.id,
+                Invitation.created_at > now - AT_MOST_EVERY,
+            )
+        )
+    )
+    tokens: dict[int, str] = {}
+    for member in members:
+        if member.id in recent:
+            continue
+        token = secrets.token_urlsafe(32)
+        invitation = Invitation(
+            organization_id=integration.organization_id,
+            integration_id=integration.id,
+            user_id=member.id,
+            token_hash=hash_token(token),
+            created_by_id=actor.id,
+            created_at=now,
+            expires_at=now + VALID_FOR,
+        )
+        db.session.add(invitation)
+        db.session.flush()
+        tokens[invitation.id] = token
+    counts = {"invited": len(tokens), "skipped_recent": len(members) - len(tokens)}
+    audit.record(
+        "link.invited",
+        organization=db.session.get(Organization, integration.organization_id),
+        actor=actor,
+        target=("integration", integration.id, integration.display_name),
+        data={"provider": integration.provider, **counts},
+    )
+    db.session.commit()
+    if tokens:
+        # The tokens travel in the task's arguments only: the database keeps their hashes.
+        send_invitations([[invitation_id, token] for invitation_id, token in tokens.items()])
+    return counts
+
+
+@task()
+def send_invitations(items: list[list[object]]) -> None:
+    """E-mail each invitation (``[id, token]``); a refused address marks it bounced."""
+    for invitation_id, token in items:
+        invitation = db.session.get(Invitation, int(str(invitation_id)))
+        if invitation is None or invitation.state is not InvitationState.QUEUED:
+            continue
+        member = db.session.get(User, invitation.user_id)
+        integration = db.session.get(Integration, invitation.integration_id)
+        if member is None or integration is None:
+            continue
+        url = mail.external_url("me.invitation", token=str(token))
+        try:
+            mail.send(
+                mail.build(
+                    member,
+                    "invitation",
+                    provider=transports.name(integration.provider),
+                    url=url,
+                    expires_at=invitation.expires_at,
+                )
+            )
+            invitation.state = InvitationState.SENT
+        except MailError as problem:
+            log.warning("invitation %s not sent: %s", invitation.id, problem)
+            invitation.state = InvitationState.BOUNCED if problem.permanent else invitation.state
+        db.session.commit()
+
+
+def find(token: str) -> Invitation | None:
+    """The invitation a link names, whatever its state (the page says what is wrong)."""
+    if not token or len(token) > 100:
+        return None
+    return db.session.scalar(select(Invitation).where(Invitation.token_hash == hash_token(token)))
+
+
+def problem(invitation: Invitation | None, user: User) -> str | None:
+    """Why this member cannot use this invitation, or ``None``."""
+    if invitation is None:
+        return str(_l("This invitation link is not valid."))
+    if invitation.user_id != user.id:
+        return str(
+            _l("This invitation was sent to someone else. Sign in as them, or ask your "
+               "administrator for your own.")
+        )  # fmt: skip
+    if invitation.used_at is not None or invitation.state is InvitationState.LINKED:
+        return str(_l("This invitation was used already."))
+    if invitation.expired(utcnow()):
+        return str(_l("This invitation has expired. Ask your administrator to send a new one."))
+    return None
+
+
+def use(invitation: Invitation, user: User) -> bool:
+    """Spend the invitation (compare-and-set: one use even under a double click); commits."""
+    spent = db.session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        "link.invitation_used",
+        organization=db.session.get(Organization, user.organization_id),
+        actor=user,
+        target=("user", user.id, user.name),
+        data={"invitation": invitation.id},
+    )
+    db.session.commit()
+    return bool(spent.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def mark_linked(integration_id: int, user_id: int) -> None:
+    """The member linked themselves: their invitations in that tool count as linked (the
+    caller commits)."""
+    db.session.execute(
+        update(Invitation)
+        .where(Invitation.integration_id == integration_id, Invitation.user_id == user_id)
+        .values(state=InvitationState.LINKED)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def summary(integration: Integration) -> Counter[str]:
+    """Each member's latest invitation in ``integration``, counted by state (expired apart)."""
+    latest = (
+        select(Invitation.user_id, func.max(Invitation.id).label("id"))
+        .where(Invitation.integration_id == integration.id)
+        .group_by(Invitation.user_id)
+        .subquery()
+    )
+    rows = db.session.scalars(select(Invitation).join(latest, latest.c.id == Invitation.id))
+    now = utcnow()
+    counts: Counter[str] = Counter()
+    for invitation in rows:
+        counts["expired" if invitation.expired(now) else invitation.state.value] += 1
+    return counts

@@ -1,0 +1,126 @@
+"""Inviting the unlinked (issue 15, item 2): the admin invites; each unlinked member gets an
+e-mail whose link works once, for them only, for 48 hours, and links only through the tool's
+own sign-in after a POST; at most one invitation per member per 24 hours; all audited."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from flask import Flask
+from sqlalchemy import func, select
+
+from portal.accounts.permissions import Role
+from portal.audit.models import AuditEvent
+from portal.database import utcnow
+from portal.extensions import db
+from portal.integrations.models import Integration, Invitation, InvitationState, LinkMethod
+from portal.me import invitations
+from sandbox.config import DEMO_SLACK_TEAM_ID
+from sandbox.ids import short_id
+from sandbox.testing import RunningSandbox
+from tests.integrations import self_link_flow as flow
+from tests.integrations.self_link_flow import own_link
+
+INVITE = "/settings/integrations/slack/invitations"
+M37 = "member37@demo.example"
+
+
+@pytest.fixture
+def m37(tenants: dict[str, Any], make_user: Any) -> Any:
+    return make_user(tenants["own"], Role.MEMBER, M37, "別 アドレス")
+
+
+def invitation_url(sandbox: RunningSandbox, email: str) -> str:
+    """The link in the newest invitation e-mail to ``email``, as a portal path."""
+    caught = sandbox.control("GET", f"/_control/mail?to={email}")
+    texts = [m["text"] for m in caught if "/me/invitations/" in m["text"]]
+    assert texts, caught
+    match = re.search(r"https?://[^/\s]+(/me/invitations/[A-Za-z0-9_-]+)", texts[-1])
+    assert match
+    return match.group(1)
+
+
+def browser_of(app: Flask, user: Any) -> Any:
+    browser = app.test_client()
+    browser.login(user)
+    return browser
+
+
+def test_an_invited_member_links_through_the_tool_sign_in(
+    slack: Integration,
+    admin_client: Any,
+    sandbox: RunningSandbox,
+    m37: Any,
+    app: Flask,
+    tenants: dict[str, Any],
+) -> None:
+    response = admin_client.post_form(INVITE)
+    assert response.status_code == 302
+    # The admin is linked (e-mail match); member37 and the demo member are not.
+    invited = db.session.scalars(select(Invitation.user_id)).all()
+    assert set(invited) == {m37.id, tenants["member"].id}
+    assert all(len(i.token_hash) == 64 for i in db.session.scalars(select(Invitation)))
+    path = invitation_url(sandbox, M37)
+    assert db.session.scalar(select(func.count()).select_from(Invitation).where(
+        Invitation.state == InvitationState.SENT)) == 2  # fmt: skip
+
+    # Someone else's link, a forged one: clear pages, nothing linked.
+    other = browser_of(app, tenants["member"])
+    assert other.get(path).status_code == 410
+    assert other.post_form(path).status_code == 410
+    assert other.get("/me/invitations/forged-token").status_code == 404
+
+    me = browser_of(app, m37)
+    page = me.get(path)
+    assert page.status_code == 200 and 'id="invitation-accept"' in page.text
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert own_link(m37) is None  # a GET links nothing
+    answer = me.post_form(path)
+    assert (
+        answer.status_code == 302
+        and "/slack/openid/connect/authorize" in answer.headers["Location"]
+    )
+    me.get(flow.sign_in(answer.headers["Location"], short_id("U", DEMO_SLACK_TEAM_ID, M37)))
+    link = own_link(m37)
+    assert link is not None and link.method is LinkMethod.SELF
+    assert invitations.summary(slack)["linked"] == 1
+    # Spent: the same link again is refused.
+    assert me.post_form(path).status_code == 410
+    actions = set(db.session.scalars(select(AuditEvent.action)))
+    assert {"link.invited", "link.invitation_used", "link.created"} <= actions
+
+
+def test_nobody_is_invited_twice_within_24_hours(
+    slack: Integration, admin_client: Any, m37: Any, tenants: dict[str, Any]
+) -> None:
+    admin_client.post_form(INVITE)
+    admin_client.post_form(INVITE)
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 2
+    with time_machine.travel(utcnow() + timedelta(hours=25)):
+        admin_client.login(tenants["admin"])  # a day later: a new session
+        admin_client.post_form(INVITE)  # the resend: both are still unlinked
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 4
+
+
+def test_an_expired_link_is_refused(
+    slack: Integration, admin_client: Any, sandbox: RunningSandbox, m37: Any, app: Flask
+) -> None:
+    admin_client.post_form(INVITE)
+    path = invitation_url(sandbox, M37)
+    with time_machine.travel(utcnow() + timedelta(hours=49)):
+        me = browser_of(app, m37)
+        page = me.get(path)
+        assert page.status_code == 410 and "期限" in page.text
+        assert invitations.summary(slack)["expired"] == 2
+
+
+def test_the_provider_page_shows_invitations_by_state(
+    slack: Integration, admin_client: Any, m37: Any
+) -> None:
+    admin_client.post_form(INVITE)
+    page = admin_client.get("/settings/integrations/slack").text
+    assert 'data-invitation-state="sent"' in page and 'id="integrations-invite"' in page
