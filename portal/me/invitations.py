@@ -16,6 +16,7 @@ import secrets
 from collections import Counter
 from datetime import timedelta
 
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 
@@ -24,8 +25,11 @@ from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
 from ..integrations.models import AccountLink, Integration, Invitation, InvitationState
+from ..integrations.registry import providers
 from ..notifications import mail
 from ..notifications.mail import MailError
+from ..notifications.models import Delivery
+from ..notifications.services import Route, create_notification, wake
 from ..notifications.transports import transports
 from ..tasks import task
 
@@ -86,7 +90,13 @@ def invite_unlinked(integration: Integration, *, actor: User) -> dict[str, int]:
         db.session.add(invitation)
         db.session.flush()
         tokens[invitation.id] = token
-    counts = {"invited": len(tokens), "skipped_recent": len(members) - len(tokens)}
+    invited = [member for member in members if member.id not in recent]
+    direct = _direct_messages(integration, invited)
+    counts = {
+        "invited": len(tokens),
+        "skipped_recent": len(members) - len(tokens),
+        "direct_messages": len(direct),
+    }
     audit.record(
         "link.invited",
         organization=db.session.get(Organization, integration.organization_id),
@@ -95,10 +105,54 @@ def invite_unlinked(integration: Integration, *, actor: User) -> dict[str, int]:
         data={"provider": integration.provider, **counts},
     )
     db.session.commit()
+    wake(direct)
     if tokens:
         # The tokens travel in the task's arguments only: the database keeps their hashes.
         send_invitations([[invitation_id, token] for invitation_id, token in tokens.items()])
     return counts
+
+
+def _direct_messages(integration: Integration, members: list[User]) -> list[Delivery]:
+    """Also DM each member at the account the tool thinks is theirs (same name, a Chatwork
+    suggestion), pointing to /me/accounts: whoever reads it, only the member can link there,
+    after signing in to the portal and then to the tool. No token travels in the DM."""
+    provider = providers.get(integration.provider)
+    if provider is None or not members:
+        return []
+    likely = provider.likely_accounts(integration, [(m.id, m.name) for m in members])
+    organization = db.session.get(Organization, integration.organization_id)
+    assert organization is not None
+    deliveries: list[Delivery] = []
+    url = mail.external_url("me.accounts")
+    for member in members:
+        account_id = likely.get(member.id)
+        if account_id is None:
+            continue
+        with force_locale(mail.locale_for(member)):
+            title = str(
+                _l(
+                    "Link your %(provider)s account to receive your notifications there",
+                    provider=provider.name,
+                )
+            )
+            body = str(
+                _l(
+                    "Your administrator invited you to link this account. Open Chat "
+                    "Connect, sign in, and press “Connect my account”. If this is not "
+                    "your account, ignore this message."
+                )
+            )
+        notification, _new = create_notification(
+            organization,
+            member,
+            title=title,
+            body=body,
+            url=url,
+            reason=None,
+            pinned=Route(integration.provider, "invitation", integration.id, account_id),
+        )  # fmt: skip
+        deliveries.extend(notification.deliveries)
+    return deliveries
 
 
 @task()

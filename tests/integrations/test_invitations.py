@@ -13,12 +13,21 @@ import time_machine
 from flask import Flask
 from sqlalchemy import func, select
 
+import demodata
 from portal.accounts.permissions import Role
 from portal.audit.models import AuditEvent
 from portal.database import utcnow
 from portal.extensions import db
-from portal.integrations.models import Integration, Invitation, InvitationState, LinkMethod
+from portal.integrations.models import (
+    ChatAccount,
+    Integration,
+    Invitation,
+    InvitationState,
+    LinkMethod,
+)
 from portal.me import invitations
+from portal.notifications import dispatcher
+from portal.notifications.models import Delivery
 from sandbox.config import DEMO_SLACK_TEAM_ID
 from sandbox.ids import short_id
 from sandbox.testing import RunningSandbox
@@ -124,3 +133,25 @@ def test_the_provider_page_shows_invitations_by_state(
     admin_client.post_form(INVITE)
     page = admin_client.get("/settings/integrations/slack").text
     assert 'data-invitation-state="sent"' in page and 'id="integrations-invite"' in page
+
+
+def test_the_likely_account_also_gets_a_direct_message(
+    slack: Integration,
+    admin_client: Any,
+    sandbox: RunningSandbox,
+    tenants: dict[str, Any],
+    make_user: Any,
+) -> None:
+    # member37 uses another address in Slack, but the same name: that account gets a DM.
+    person = demodata.person(37)
+    member = make_user(tenants["own"], Role.MEMBER, M37, person.name)
+    admin_client.post_form(INVITE)
+    slack_id = short_id("U", DEMO_SLACK_TEAM_ID, M37)
+    account = db.session.scalar(select(ChatAccount).filter_by(external_id=slack_id))
+    assert account is not None
+    delivery = db.session.scalar(select(Delivery).where(Delivery.chat_account_id == account.id))
+    assert delivery is not None and delivery.channel == "slack"
+    dispatcher.run_due()
+    sent = sandbox.control("GET", f"/_control/messages?provider=slack&user={slack_id}")
+    assert any("/me/accounts" in str(m) for m in sent)
+    assert own_link(member) is None  # a DM links nothing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,9 +19,11 @@ from typing import Any, ClassVar, Protocol
 from flask import url_for
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
+from sqlalchemy import select
 
 from ...crypto import SecretUnavailable
-from ..models import ChatAccount, Integration
+from ...extensions import db
+from ..models import AccountLink, ChatAccount, Integration
 from ..wizard import Step
 
 
@@ -288,6 +291,31 @@ class ChatProvider(abc.ABC):
         the class, served as ``integrations/providers/<key>/…`` (see ``registry.py``)."""
         return str(Path(inspect.getfile(type(self))).parent / "templates")
 
+    def likely_accounts(
+        self, integration: Integration, users: Sequence[tuple[int, str]]
+    ) -> Mapping[int, int]:
+        """For unlinked members ``(id, name)``, the one unlinked account each likely is
+        (``{user_id: chat_account_id}``): where an invitation is also sent as a DM. The
+        default: the only active unlinked account whose name is the same, ignoring width and
+        spaces; a provider that matches names better (Chatwork) says so itself."""
+        taken = select(AccountLink.chat_account_id).where(
+            AccountLink.integration_id == integration.id
+        )
+        by_name: dict[str, list[int]] = {}
+        for account_id, name in db.session.execute(
+            select(ChatAccount.id, ChatAccount.name).where(
+                ChatAccount.integration_id == integration.id,
+                ChatAccount.is_active.is_(True),
+                ChatAccount.id.not_in(taken),
+            )
+        ):
+            by_name.setdefault(_name_key(name), []).append(account_id)
+        return {
+            user_id: found[0]
+            for user_id, name in users
+            if len(found := by_name.get(_name_key(name), [])) == 1 and _name_key(name)
+        }
+
     def member_sign_in(self) -> MemberSignIn | None:
         """How a member links their own account by signing in at the provider, if they can:
         ``/me/accounts`` offers "Connect my account" for each connected provider that has one."""
@@ -358,6 +386,11 @@ class ChatProvider(abc.ABC):
         except ValueError:
             return None
         return when if when.tzinfo is not None else None
+
+
+def _name_key(name: str | None) -> str:
+    """A name as compared for likely accounts: NFKC (full/half width alike), no spaces."""
+    return "".join(unicodedata.normalize("NFKC", name or "").casefold().split())
 
 
 def stored_secrets(integration: Integration) -> dict[str, Any]:

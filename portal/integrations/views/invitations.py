@@ -27,9 +27,11 @@ def invite_unlinked(provider: str) -> Response:
         counts = invitations.invite_unlinked(integration, actor=current_user._get_current_object())
         flash(
             _(
-                "%(invited)s members were invited; %(skipped)s were invited in the last 24 "
-                "hours and were not invited again.",
+                "%(invited)s members were invited by e-mail (%(dms)s also by a direct message "
+                "to the account that is likely theirs); %(skipped)s were invited in the last "
+                "24 hours and were not invited again.",
                 invited=counts["invited"],
+                dms=counts["direct_messages"],
                 skipped=counts["skipped_recent"],
             ),
             "success",

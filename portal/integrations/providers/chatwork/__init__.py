@@ -121,6 +121,17 @@ class ChatworkProvider(ChatProvider):
         window = float(config.get("CHATWORK_RATE_WINDOW", 300))
         return max(0.01, (limit - BURST - RESERVE) / window)
 
+    def likely_accounts(
+        self, integration: Integration, users: Sequence[tuple[int, str]]
+    ) -> Mapping[int, int]:
+        """The name suggestions (full/half width, spaces and name order ignored)."""
+        wanted = {user_id for user_id, _name in users}
+        return {
+            s.user_id: s.account_id
+            for s in name_matching.suggest(integration, sample=0).suggestions
+            if s.user_id in wanted
+        }
+
     def member_sign_in(self) -> ChatworkSignIn:
         """Members authorize the company's client as themselves; the portal accepts their
         contact request to the notification account when they are not a contact yet."""
