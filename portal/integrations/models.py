@@ -32,6 +32,22 @@ def _enum(cls: type[enum.Enum], length: int = 24) -> Enum:
     )
 
 
+def _member_and_integration() -> tuple[ForeignKeyConstraint, ForeignKeyConstraint]:
+    """A row about one member in one integration: both of the same organization."""
+    return (
+        ForeignKeyConstraint(
+            ["user_id", "organization_id"],
+            ["users.id", "users.organization_id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["integration_id", "organization_id"],
+            ["integrations.id", "integrations.organization_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+
 class IntegrationState(enum.StrEnum):
     NOT_CONNECTED = "not_connected"  # 未連携
     CONFIGURING = "configuring"  # 設定中
@@ -240,16 +256,7 @@ class SignInSession(db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "sign_in_sessions"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["user_id", "organization_id"],
-            ["users.id", "users.organization_id"],
-            ondelete="CASCADE",
-        ),
-        ForeignKeyConstraint(
-            ["integration_id", "organization_id"],
-            ["integrations.id", "integrations.organization_id"],
-            ondelete="CASCADE",
-        ),
+        *_member_and_integration(),
         Index("ix_sign_in_sessions_user", "user_id"),
     )
 
@@ -403,16 +410,7 @@ class Invitation(db.Model):  # type: ignore[name-defined]
 
     __tablename__ = "invitations"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["user_id", "organization_id"],
-            ["users.id", "users.organization_id"],
-            ondelete="CASCADE",
-        ),
-        ForeignKeyConstraint(
-            ["integration_id", "organization_id"],
-            ["integrations.id", "integrations.organization_id"],
-            ondelete="CASCADE",
-        ),
+        *_member_and_integration(),
         Index("ix_invitations_integration", "integration_id", "user_id", "created_at"),
     )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from portal import create_app, demo
@@ -225,3 +226,14 @@ def open_integrations(page: Any, email: str = "admin@demo.example") -> None:
     # The admin already lands on this page after login, so the URL matches before the boosted
     # navigation has swapped the page in; a click before that would be lost with the old body.
     settled(page)
+
+
+def connect_slack(page: Any) -> None:
+    """On the Slack page: "Add to Slack", #general, 許可する, and the directory read."""
+    page.click("#provider-slack .provider-link")
+    page.click("#setup-start")
+    page.wait_for_url("**/slack/oauth/v2/authorize**")
+    page.select_option("select[name=channel]", label="#general")
+    page.click("button[value=allow]")
+    page.wait_for_url("**/settings/integrations/slack")
+    expect(page.locator("[data-sync-state=done]")).to_be_visible()

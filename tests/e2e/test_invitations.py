@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from sandbox.config import DEMO_SLACK_TEAM_ID
 from sandbox.ids import short_id
 from sandbox.testing import RunningSandbox
-from tests.e2e.conftest import browser_tab, login, open_integrations, screenshot
+from tests.e2e.conftest import browser_tab, connect_slack, login, open_integrations, screenshot
 
 MEMBER = "member37@demo.example"
 
@@ -42,13 +42,7 @@ def test_admin_invites_the_unlinked_and_one_links_themselves(
     sandbox.reset()
     sandbox.configure(portal_url=portal_url)
     open_integrations(page)
-    page.click("#provider-slack .provider-link")
-    page.click("#setup-start")
-    page.wait_for_url("**/slack/oauth/v2/authorize**")
-    page.select_option("select[name=channel]", label="#general")
-    page.click("button[value=allow]")
-    page.wait_for_url("**/settings/integrations/slack")
-    expect(page.locator("[data-sync-state=done]")).to_be_visible()
+    connect_slack(page)
 
     page.click("#integrations-invite")
     page.wait_for_url("**/settings/integrations/slack")

@@ -15,7 +15,14 @@ from sandbox.config import DEMO_SLACK_TEAM_ID, DEMO_TENANT_ID
 from sandbox.ids import short_id
 from sandbox.microsoft.models import user_guid
 from sandbox.testing import RunningSandbox
-from tests.e2e.conftest import browser_tab, login, open_integrations, screenshot, settled
+from tests.e2e.conftest import (
+    browser_tab,
+    connect_slack,
+    login,
+    open_integrations,
+    screenshot,
+    settled,
+)
 from tests.e2e.test_chatwork_test_message import connect_chatwork
 
 MEMBER = "member37@demo.example"
@@ -35,13 +42,7 @@ def connect_everything(page: Any, sandbox: RunningSandbox, portal_url: str) -> N
     page.click("#me-policy button")
     page.wait_for_url("**/settings/notification-policy")
     page.goto("/settings/integrations")
-    page.click("#provider-slack .provider-link")
-    page.click("#setup-start")
-    page.wait_for_url("**/slack/oauth/v2/authorize**")
-    page.select_option("select[name=channel]", label="#general")
-    page.click("button[value=allow]")
-    page.wait_for_url("**/settings/integrations/slack")
-    expect(page.locator("[data-sync-state=done]")).to_be_visible()
+    connect_slack(page)
     page.goto("/settings/integrations/teams")
     page.click("#setup-start")
     page.wait_for_url("**/adminconsent**")
