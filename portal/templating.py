@@ -32,6 +32,16 @@ LINK_METHOD_LABELS = {
 }
 
 
+#: An invitation's state as the provider page and the coverage say it.
+INVITATION_LABELS = {
+    "queued": _l("Waiting"),
+    "sent": _l("Sent"),
+    "bounced": _l("bounced"),
+    "linked": _l("linked by the member"),
+    "expired": _l("expired"),
+}
+
+
 def provider_name(key: str) -> str:
     """The display name of a channel: e-mail, or a chat provider (``ChatProvider.name``); the
     key itself when nothing is registered under it."""
@@ -61,5 +71,6 @@ def init_app(app: Flask) -> None:
             "role_label": lambda key: ROLE_LABELS.get(key, key),
             "provider_name": provider_name,
             "provider_list": provider_list,
+            "invitation_labels": INVITATION_LABELS,
             "method_label": lambda key: LINK_METHOD_LABELS.get(key, key),
         }

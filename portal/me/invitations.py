@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from ..accounts.models import Organization, User
 from ..audit import service as audit
@@ -31,6 +31,7 @@ from ..notifications.mail import MailError
 from ..notifications.models import Delivery
 from ..notifications.services import Route, create_notification, wake
 from ..notifications.transports import transports
+from ..paging import contains_ci
 from ..tasks import task
 
 log = logging.getLogger("portal.me.invitations")
@@ -44,27 +45,28 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def unlinked_members(integration: Integration) -> list[User]:
-    """The organization's active members with no link in ``integration``."""
+def unlinked_members(integration: Integration, query: str = "") -> list[User]:
+    """The organization's active members with no link in ``integration`` (whose name or
+    e-mail contains ``query``, when given)."""
     linked = select(AccountLink.user_id).where(AccountLink.integration_id == integration.id)
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(
-                User.organization_id == integration.organization_id,
-                User.is_active_flag.is_(True),
-                User.id.not_in(linked),
-            )
-            .order_by(User.id)
-        )
+    statement = select(User).where(
+        User.organization_id == integration.organization_id,
+        User.is_active_flag.is_(True),
+        User.id.not_in(linked),
     )
+    if query:
+        statement = statement.where(
+            or_(contains_ci(User.name, query), contains_ci(User.email, query))
+        )
+    return list(db.session.scalars(statement.order_by(User.id)))
 
 
-def invite_unlinked(integration: Integration, *, actor: User) -> dict[str, int]:
-    """Invite every unlinked member not invited in the last 24 hours; commits, then queues
-    the e-mails. Returns how many were invited and how many were skipped as too recent."""
+def invite_unlinked(integration: Integration, *, actor: User, query: str = "") -> dict[str, int]:
+    """Invite the unlinked members (all, or those ``query`` finds) not invited in the last 24
+    hours; commits, then queues the e-mails. Returns how many were invited, how many also by
+    DM, and how many were skipped as invited too recently."""
     now = utcnow()
-    members = unlinked_members(integration)
+    members = unlinked_members(integration, query)
     recent = set(
         db.session.scalars(
             select(Invitation.user_id).where(

@@ -21,6 +21,7 @@ from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..integrations.providers.base import CoverageReason as Reason
 from ..integrations.registry import providers
+from ..me.invitations import summary as invitation_summary
 
 UNLINKED = (("state", "unlinked"),)
 LINKED = (("state", "linked"),)
@@ -82,6 +83,8 @@ class Coverage:
     methods: Counter[str] = field(default_factory=Counter)
     #: Linked members the portal installed the chat app for (Teams), by outcome.
     installs: Counter[str] = field(default_factory=Counter)
+    #: Each invited member's latest invitation, by state (sent, bounced, linked, expired…).
+    invitations: Counter[str] = field(default_factory=Counter)
 
     @property
     def percent(self) -> int:
@@ -159,4 +162,5 @@ def compute(integration: Integration) -> Coverage:
                 else ("match_available" if match else "account_deactivated")
             )
         coverage.reasons[reason] += 1
+    coverage.invitations = invitation_summary(integration)
     return coverage

@@ -127,12 +127,21 @@ def test_an_expired_link_is_refused(
         assert invitations.summary(slack)["expired"] == 2
 
 
-def test_the_provider_page_shows_invitations_by_state(
+def test_the_provider_page_and_the_coverage_show_invitations_by_state(
     slack: Integration, admin_client: Any, m37: Any
 ) -> None:
     admin_client.post_form(INVITE)
     page = admin_client.get("/settings/integrations/slack").text
     assert 'data-invitation-state="sent"' in page and 'id="integrations-invite"' in page
+    overview = admin_client.get("/settings/integrations").text
+    assert 'class="meta coverage-invitations"' in overview and "送信済み 2" in overview
+
+
+def test_a_filter_invites_only_the_members_it_finds(
+    slack: Integration, admin_client: Any, m37: Any
+) -> None:
+    admin_client.post_form(INVITE, {"q": "member37"})
+    assert db.session.scalars(select(Invitation.user_id)).all() == [m37.id]
 
 
 def test_the_likely_account_also_gets_a_direct_message(
