@@ -101,8 +101,11 @@ def test_member_links_slack_microsoft_and_chatwork_themselves(
     chatwork = me.context.new_page()
     chatwork.goto(f"{sandbox.http_url}/chatwork/www/contacts.php")
     chatwork.fill("input[name=from_mail]", MEMBER)
-    chatwork.click("#send-contact-request button[type=submit]")
-    chatwork.close()
+    with chatwork.expect_navigation():  # the form posts, then comes back to the contacts
+        chatwork.click("#send-contact-request button[type=submit]")
+    chatwork.wait_for_load_state()
+    expect(chatwork.locator("#send-contact-request")).to_be_visible()
+    # Not closed: closing a tab Chromium is still loading can hang; the context closes it.
     # …and tells the portal, which accepts exactly that request and links the direct chat.
     me.click("[data-testid=resume-chatwork]")
     me.wait_for_url("**/me/accounts")
