@@ -180,19 +180,19 @@ def _store_page(
 def store_entry(integration: Integration, entry: DirectoryEntry) -> ChatAccount:
     """One person the provider told us about between syncs (Slack's ``team_join`` and
     ``user_change``): stored or refreshed like a sync would; the caller commits."""
-    existing = {
-        external_id: value
-        for external_id, value in _existing_accounts(integration.id).items()
-        if external_id == entry.external_id
-    }
-    _store_page(integration, [entry], existing)
-    db.session.flush()
-    account = db.session.scalar(
-        select(ChatAccount).where(
-            ChatAccount.integration_id == integration.id,
-            ChatAccount.external_id == entry.external_id,
+
+    def stored() -> ChatAccount | None:
+        return db.session.scalar(
+            select(ChatAccount).where(
+                ChatAccount.integration_id == integration.id,
+                ChatAccount.external_id == entry.external_id,
+            )
         )
-    )
+
+    known = stored()
+    _store_page(integration, [entry], {entry.external_id: (known.id, False)} if known else {})
+    db.session.flush()
+    account = stored()
     assert account is not None  # just written
     db.session.refresh(account)
     return account
