@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.integrations.models import InboundEvent, Integration, IntegrationState
+from portal.integrations.models import ChatAccount, InboundEvent, Integration, IntegrationState
 from sandbox.slack.events import sign
 from tests.hostile.strategies import bombs, dumps, huge_ints, json_values, paths, replace_at
 from tests.integrations.test_teams_bot_auth import activity, token
@@ -150,6 +150,43 @@ def test_slack_any_signed_body_is_a_clean_answer(
     except UnicodeDecodeError:
         expected = (401,)  # slack_sdk cannot compute a signature over non-UTF-8 bytes
     assert response.status_code in expected, response.text[:300]
+
+
+#: A new hire, as Slack's team_join carries them (users.list shape): issue 15's lifecycle.
+VALID_JOIN = {
+    "type": "event_callback",
+    "team_id": "T0DEMO0001",
+    "event_id": "EvJ1",
+    "event": {
+        "type": "team_join",
+        "user": {
+            "id": "UNEW0001",
+            "name": "new.hire",
+            "real_name": "新入 社員",
+            "deleted": False,
+            "is_bot": False,
+            "profile": {"email": "newhire@demo.example", "real_name": "新入 社員"},
+        },
+    },
+}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=FIXTURES)
+@given(data=st.data())
+def test_slack_any_signed_mutation_of_a_team_join_is_a_clean_answer(
+    client: Any, workspace: Integration, data: st.DataObject
+) -> None:
+    """Wrong types, 64-bit-plus integers, control characters anywhere inside a validly signed
+    team_join: a 200 or a 400, never a 5xx, and a 400 stores nobody."""
+    path = data.draw(st.sampled_from(paths(VALID_JOIN)))
+    mutated = replace_at(VALID_JOIN, path, data.draw(json_values | huge_ints))
+    if isinstance(mutated, dict) and isinstance(mutated.get("event_id"), str):
+        mutated = {**mutated, "event_id": f"EvJ{data.draw(st.integers(0, 10**9))}"}
+    before = db.session.scalar(select(func.count()).select_from(ChatAccount))
+    response = slack_post(client, dumps(mutated))
+    assert response.status_code in (200, 400), response.text[:300]
+    if response.status_code == 400:
+        assert db.session.scalar(select(func.count()).select_from(ChatAccount)) == before
 
 
 # --- Teams -------------------------------------------------------------------------------
