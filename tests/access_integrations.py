@@ -105,6 +105,14 @@ ROUTES: dict[str, list[Case]] = {
             setup=connected,
         )
     ],
+    "integrations.invite_member": [
+        Case(
+            "POST",
+            "/settings/integrations/slack/members/{user}/invite{org}",
+            ORG_CHANGE,
+            setup=connected,
+        )
+    ],
     "integrations.autolink_preview": [
         Case(
             "GET", "/settings/integrations/slack/members/auto-link{org}", ORG_PAGE, setup=connected

@@ -404,7 +404,7 @@ class InvitationState(enum.StrEnum):
 class Invitation(db.Model):  # type: ignore[name-defined]
     """An invitation to an unlinked member to link their own account in one tool.
 
-    The e-mailed link carries a random token; only its SHA-256 is stored. It works once, for
+    The e-mailed link carries a random token; only its SHA-256 is stored. It links once, for
     48 hours, and only for the member it was sent to, once signed in (``me/invitations.py``).
     """
 
@@ -425,7 +425,7 @@ class Invitation(db.Model):  # type: ignore[name-defined]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    #: When the member opened it and chose to link (the token is spent then).
+    #: When the member first chose to link from it; the link itself spends it (``LINKED``).
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def expired(self, now: datetime) -> bool:

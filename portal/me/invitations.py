@@ -1,7 +1,7 @@
 """Invite unlinked members to link their own account (Sentry's model, issue 15 item 2).
 
 The admin invites the unlinked members of one tool; each gets an e-mail with a link that
-works once, for 48 hours, and only for them: after signing in to the portal they see "link
+links once, for 48 hours, and only for them: after signing in to the portal they see "link
 your account?" and, on a POST, go through the tool's own sign-in (``self_link``), so the link
 rests on what the provider verified, never on the invitation alone. A member is invited at
 most once in 24 hours; every invitation is audited; the e-mails go out in the background and
@@ -14,7 +14,9 @@ import hashlib
 import logging
 import secrets
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
@@ -45,9 +47,22 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def unlinked_members(integration: Integration, query: str = "") -> list[User]:
+@dataclass(frozen=True)
+class MemberInvitation:
+    """Where a member's latest invitation in one tool stands, for their line in the list."""
+
+    state: str  # an InvitationState value, or "expired"
+    sent_at: datetime
+    expires_at: datetime
+    #: When the member may be invited again (``None``: now).
+    again_at: datetime | None
+
+
+def unlinked_members(
+    integration: Integration, query: str = "", user_ids: Iterable[int] | None = None
+) -> list[User]:
     """The organization's active members with no link in ``integration`` (whose name or
-    e-mail contains ``query``, when given)."""
+    e-mail contains ``query``, when given; among ``user_ids``, when given)."""
     linked = select(AccountLink.user_id).where(AccountLink.integration_id == integration.id)
     statement = select(User).where(
         User.organization_id == integration.organization_id,
@@ -58,15 +73,24 @@ def unlinked_members(integration: Integration, query: str = "") -> list[User]:
         statement = statement.where(
             or_(contains_ci(User.name, query), contains_ci(User.email, query))
         )
+    if user_ids is not None:
+        statement = statement.where(User.id.in_(list(user_ids)))
     return list(db.session.scalars(statement.order_by(User.id)))
 
 
-def invite_unlinked(integration: Integration, *, actor: User, query: str = "") -> dict[str, int]:
-    """Invite the unlinked members (all, or those ``query`` finds) not invited in the last 24
-    hours; commits, then queues the e-mails. Returns how many were invited, how many also by
-    DM, and how many were skipped as invited too recently."""
+def invite_unlinked(
+    integration: Integration,
+    *,
+    actor: User,
+    query: str = "",
+    user_ids: Iterable[int] | None = None,
+) -> dict[str, int]:
+    """Invite the unlinked members (all, those ``query`` finds, or the ``user_ids`` chosen on
+    the member list) not invited in the last 24 hours; commits, then queues the e-mails.
+    Returns how many were invited, how many also by DM, and how many were skipped as invited
+    too recently."""
     now = utcnow()
-    members = unlinked_members(integration, query)
+    members = unlinked_members(integration, query, user_ids)
     recent = set(
         db.session.scalars(
             select(Invitation.user_id).where(
@@ -202,16 +226,18 @@ def problem(invitation: Invitation | None, user: User) -> str | None:
             _l("This invitation was sent to someone else. Sign in as them, or ask your "
                "administrator for your own.")
         )  # fmt: skip
-    if invitation.used_at is not None or invitation.state is InvitationState.LINKED:
+    if invitation.state is InvitationState.LINKED:
         return str(_l("This invitation was used already."))
     if invitation.expired(utcnow()):
         return str(_l("This invitation has expired. Ask your administrator to send a new one."))
     return None
 
 
-def use(invitation: Invitation, user: User) -> bool:
-    """Spend the invitation (compare-and-set: one use even under a double click); commits."""
-    spent = db.session.execute(
+def opened(invitation: Invitation, user: User) -> None:
+    """The member chose to link from the invitation: audited, and the first time noted; it
+    stays usable by them until it links (a sign-in cancelled at the tool does not spend it,
+    and nobody else can use it anyway); commits."""
+    db.session.execute(
         update(Invitation)
         .where(Invitation.id == invitation.id, Invitation.used_at.is_(None))
         .values(used_at=utcnow())
@@ -225,12 +251,11 @@ def use(invitation: Invitation, user: User) -> bool:
         data={"invitation": invitation.id},
     )
     db.session.commit()
-    return bool(spent.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def mark_linked(integration_id: int, user_id: int) -> None:
-    """The member linked themselves: their invitations in that tool count as linked (the
-    caller commits)."""
+    """The member linked themselves: their invitations in that tool count as linked, which
+    spends them (the caller commits)."""
     db.session.execute(
         update(Invitation)
         .where(Invitation.integration_id == integration_id, Invitation.user_id == user_id)
@@ -239,17 +264,41 @@ def mark_linked(integration_id: int, user_id: int) -> None:
     )
 
 
+def _latest(integration: Integration, user_ids: list[int] | None = None) -> list[Invitation]:
+    """Each member's latest invitation in ``integration`` (of ``user_ids``, when given)."""
+    latest = select(Invitation.user_id, func.max(Invitation.id).label("id")).where(
+        Invitation.integration_id == integration.id
+    )
+    if user_ids is not None:
+        latest = latest.where(Invitation.user_id.in_(user_ids))
+    subquery = latest.group_by(Invitation.user_id).subquery()
+    return list(
+        db.session.scalars(select(Invitation).join(subquery, subquery.c.id == Invitation.id))
+    )
+
+
+def _state(invitation: Invitation, now: datetime) -> str:
+    return "expired" if invitation.expired(now) else invitation.state.value
+
+
+def for_members(integration: Integration, user_ids: list[int]) -> dict[int, MemberInvitation]:
+    """The latest invitation of each of ``user_ids`` (one query for a page of the list)."""
+    if not user_ids:
+        return {}
+    now = utcnow()
+    found: dict[int, MemberInvitation] = {}
+    for invitation in _latest(integration, user_ids):
+        again_at = invitation.created_at + AT_MOST_EVERY
+        found[invitation.user_id] = MemberInvitation(
+            state=_state(invitation, now),
+            sent_at=invitation.created_at,
+            expires_at=invitation.expires_at,
+            again_at=again_at if again_at > now else None,
+        )
+    return found
+
+
 def summary(integration: Integration) -> Counter[str]:
     """Each member's latest invitation in ``integration``, counted by state (expired apart)."""
-    latest = (
-        select(Invitation.user_id, func.max(Invitation.id).label("id"))
-        .where(Invitation.integration_id == integration.id)
-        .group_by(Invitation.user_id)
-        .subquery()
-    )
-    rows = db.session.scalars(select(Invitation).join(latest, latest.c.id == Invitation.id))
     now = utcnow()
-    counts: Counter[str] = Counter()
-    for invitation in rows:
-        counts["expired" if invitation.expired(now) else invitation.state.value] += 1
-    return counts
+    return Counter(_state(invitation, now) for invitation in _latest(integration))

@@ -135,13 +135,8 @@ def invitation(token: str) -> ResponseReturnValue:
         response = current_app.make_response(
             render_template("me/invitation.html", problem=None, token=token, provider=chat)
         )
-    elif not invitations.use(found, user):
-        db.session.refresh(found)  # another request spent it a moment earlier
-        page = render_template(
-            "me/invitation.html", problem=invitations.problem(found, user), token=token
-        )
-        response = current_app.make_response((page, 410))
     else:
+        invitations.opened(found, user)
         try:
             return top_level_redirect(self_link.begin(user, chat))
         except self_link.SignInFailed as failed:

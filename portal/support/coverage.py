@@ -85,6 +85,8 @@ class Coverage:
     installs: Counter[str] = field(default_factory=Counter)
     #: Each invited member's latest invitation, by state (sent, bounced, linked, expired…).
     invitations: Counter[str] = field(default_factory=Counter)
+    #: Unlinked members can be invited to link themselves (the tool has a member sign-in).
+    can_invite: bool = False
 
     @property
     def percent(self) -> int:
@@ -163,4 +165,5 @@ def compute(integration: Integration) -> Coverage:
             )
         coverage.reasons[reason] += 1
     coverage.invitations = invitation_summary(integration)
+    coverage.can_invite = bool(unlinked) and bool(provider and provider.member_sign_in())
     return coverage

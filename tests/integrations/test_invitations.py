@@ -103,6 +103,24 @@ def test_an_invited_member_links_through_the_tool_sign_in(
     assert {"link.invited", "link.invitation_used", "link.created"} <= actions
 
 
+def test_a_sign_in_cancelled_at_the_tool_leaves_the_invitation_usable(
+    slack: Integration, admin_client: Any, sandbox: RunningSandbox, m37: Any, app: Flask
+) -> None:
+    admin_client.post_form(INVITE)
+    path = invitation_url(sandbox, M37)
+    me = browser_of(app, m37)
+    slack_id = short_id("U", DEMO_SLACK_TEAM_ID, M37)
+    first = me.post_form(path)
+    me.get(flow.sign_in(first.headers["Location"], slack_id, decision="cancel"))
+    assert own_link(m37) is None
+    # Same member, same link: a second try goes through and then spends it.
+    second = me.post_form(path)
+    assert second.status_code == 302
+    me.get(flow.sign_in(second.headers["Location"], slack_id))
+    assert own_link(m37) is not None
+    assert me.post_form(path).status_code == 410
+
+
 def test_nobody_is_invited_twice_within_24_hours(
     slack: Integration, admin_client: Any, m37: Any, tenants: dict[str, Any]
 ) -> None:
@@ -137,6 +155,18 @@ def test_the_provider_page_and_the_coverage_show_invitations_by_state(
     assert 'class="meta coverage-invitations"' in overview and "送信済み 2" in overview
 
 
+def test_the_coverage_invites_the_unlinked_and_returns_to_itself(
+    slack: Integration, admin_client: Any, m37: Any, tenants: dict[str, Any]
+) -> None:
+    overview = admin_client.get("/settings/integrations").text
+    assert 'class="inline coverage-invite"' in overview
+    answer = admin_client.post_form(INVITE, {"back": "overview"})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(
+        "/settings/integrations"
+    )
+    assert set(db.session.scalars(select(Invitation.user_id))) == {m37.id, tenants["member"].id}
+
+
 def test_a_filter_invites_only_the_members_it_finds(
     slack: Integration, admin_client: Any, m37: Any
 ) -> None:
@@ -164,3 +194,61 @@ def test_the_likely_account_also_gets_a_direct_message(
     sent = sandbox.control("GET", f"/_control/messages?provider=slack&user={slack_id}")
     assert any("/me/accounts" in str(m) for m in sent)
     assert own_link(member) is None  # a DM links nothing
+
+
+MEMBERS = "/settings/integrations/slack/members"
+
+
+def test_the_member_list_shows_each_members_latest_invitation_and_invites_one(
+    slack: Integration,
+    admin_client: Any,
+    sandbox: RunningSandbox,
+    m37: Any,
+    tenants: dict[str, Any],
+) -> None:
+    page = admin_client.get(MEMBERS + "?state=unlinked").text
+    assert 'class="small invite-member"' in page and "member-invitation" not in page
+    # One member, from their line (an HTMX post answers with the line).
+    answer = admin_client.post_form(f"{MEMBERS}/{m37.id}/invite", headers={"HX-Request": "true"})
+    assert answer.status_code == 200
+    assert f'id="integrations-member-{m37.id}"' in answer.text
+    assert (
+        'data-invitation-state="queued"' in answer.text
+        or 'data-invitation-state="sent"' in answer.text
+    )
+    assert "再度招待できます" in answer.text  # no button for 24 hours
+    assert db.session.scalars(select(Invitation.user_id)).all() == [m37.id]
+    invitation_url(sandbox, M37)  # the e-mail went out
+    # Within 24 hours: refused, nothing new.
+    again = admin_client.post_form(f"{MEMBERS}/{m37.id}/invite", headers={"HX-Request": "true"})
+    assert again.status_code == 422
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 1
+    listed = admin_client.get(MEMBERS + "?state=unlinked").text
+    assert 'data-invitation-state="sent"' in listed
+    # Two days later the invitation has expired and the line offers the resend.
+    with time_machine.travel(utcnow() + timedelta(hours=49)):
+        admin_client.login(tenants["admin"])
+        later = admin_client.get(MEMBERS + "?state=unlinked").text
+        assert 'data-invitation-state="expired"' in later and "もう一度招待する" in later
+        resent = admin_client.post_form(f"{MEMBERS}/{m37.id}/invite")
+        assert resent.status_code == 302
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 2
+
+
+def test_a_linked_member_is_not_invited_from_their_line(
+    slack: Integration, admin_client: Any, tenants: dict[str, Any]
+) -> None:
+    admin = tenants["admin"]  # linked by e-mail match in the fixture
+    answer = admin_client.post_form(f"{MEMBERS}/{admin.id}/invite", headers={"HX-Request": "true"})
+    assert answer.status_code == 422
+    assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0
+
+
+def test_the_member_list_invites_the_unlinked_its_search_finds(
+    slack: Integration, admin_client: Any, m37: Any
+) -> None:
+    page = admin_client.get(MEMBERS + "?state=unlinked&q=member37").text
+    assert 'id="integrations-invite-listed"' in page
+    answer = admin_client.post_form(INVITE, {"q": "member37", "back": "members"})
+    assert answer.status_code == 302 and "/members" in answer.headers["Location"]
+    assert db.session.scalars(select(Invitation.user_id)).all() == [m37.id]

@@ -14,11 +14,13 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from ...accounts.models import Organization
 from ...accounts.permissions import Permission, require
 from ...accounts.tenancy import current_organization
 from ...converters import parse_id
 from ...extensions import db, htmx
 from ...htmx import is_partial_request, trigger
+from ...me import invitations
 from ...paging import page_number, search_text
 from .. import bp, linking, services
 from ..models import ChatAccount, Integration
@@ -40,14 +42,26 @@ def _member_state() -> str:
     return value if value in FILTERS else ""
 
 
-def _row(
+def _invited(
+    provider: ChatProvider, integration: Integration | None, rows: list[linking.MemberRow]
+) -> dict[int, invitations.MemberInvitation] | None:
+    """The latest invitation of each unlinked member on the page; ``None`` when this tool
+    cannot invite (no member sign-in, or not connected)."""
+    if integration is None or provider.member_sign_in() is None:
+        return None
+    return invitations.for_members(integration, [row.user.id for row in rows if not row.link])
+
+
+def member_row_html(
     provider: ChatProvider, integration: Integration, row: linking.MemberRow, *, oob: bool = False
 ) -> str:
+    """One member's line after a change (link, unlink, test, invitation)."""
     return render_template(
         "integrations/linking/_member_row.html",
         provider=provider,
         integration=integration,
         row=row,
+        invited=_invited(provider, integration, [row]),
         oob=oob,
     )
 
@@ -65,11 +79,6 @@ def members(provider: str) -> ResponseReturnValue:
     integration = services.find_integration(organization, provider)
     if integration is not None and integration.state not in services.LIVE_STATES:
         integration = None
-    query, state, page = search_text(), _member_state(), page_number()
-    per_page = current_app.config["MEMBERS_PER_PAGE"]
-    rows, total = linking.list_members(
-        integration, organization, query=query, state=state, page=page, per_page=per_page
-    )
     template = (
         "integrations/linking/_member_table.html"
         if is_partial_request()
@@ -79,13 +88,41 @@ def members(provider: str) -> ResponseReturnValue:
         template,
         provider=chat,
         integration=integration,
-        rows=rows,
-        total=total,
-        query=query,
-        state=state,
-        page=page,
-        pages=max(1, -(-total // per_page)),
+        **member_table(
+            chat,
+            organization,
+            integration,
+            query=search_text(),
+            state=_member_state(),
+            page=page_number(),
+        ),
     )
+
+
+def member_table(
+    chat: ChatProvider,
+    organization: Organization,
+    integration: Integration | None,
+    *,
+    query: str = "",
+    state: str = "",
+    page: int = 1,
+) -> dict[str, object]:
+    """What the member table shows (here and on the provider page): one page of members with
+    their links and, where the tool can invite, their latest invitation."""
+    per_page = current_app.config["MEMBERS_PER_PAGE"]
+    rows, total = linking.list_members(
+        integration, organization, query=query, state=state, page=page, per_page=per_page
+    )
+    return {
+        "rows": rows,
+        "invited": _invited(chat, integration, rows),
+        "total": total,
+        "query": query,
+        "state": state,
+        "page": page,
+        "pages": max(1, -(-total // per_page)),
+    }
 
 
 @bp.get("/settings/integrations/<provider>/members/<int:user_id>/choose")
@@ -162,7 +199,7 @@ def link(provider: str, user_id: int) -> ResponseReturnValue:
     if not is_partial_request():
         return _back_to_members(provider)
     response = current_app.make_response(
-        _row(chat, integration, linking.member_row(integration, user), oob=True)
+        member_row_html(chat, integration, linking.member_row(integration, user), oob=True)
     )
     return trigger(response, {"dialog:close": True})
 
@@ -176,7 +213,7 @@ def unlink(provider: str, user_id: int) -> ResponseReturnValue:
         flash(_("%(name)s was unlinked.", name=user.name), "success")
     if not is_partial_request():
         return _back_to_members(provider)
-    return _row(chat, integration, linking.member_row(integration, user))
+    return member_row_html(chat, integration, linking.member_row(integration, user))
 
 
 @bp.post("/settings/integrations/<provider>/members/<int:user_id>/test")
@@ -198,7 +235,7 @@ def send_test(provider: str, user_id: int) -> ResponseReturnValue:
         )
         if not is_partial_request():
             return _back_to_members(provider)
-        return _row(chat, integration, linking.member_row(integration, user)), 422
+        return member_row_html(chat, integration, linking.member_row(integration, user)), 422
     flash(
         _(
             "A test message to %(name)s was queued on %(provider)s for the account %(account)s.",
@@ -210,7 +247,7 @@ def send_test(provider: str, user_id: int) -> ResponseReturnValue:
     )
     if not is_partial_request():
         return _back_to_members(provider)
-    return _row(chat, integration, linking.member_row(integration, user))
+    return member_row_html(chat, integration, linking.member_row(integration, user))
 
 
 @bp.get("/settings/integrations/<provider>/members/auto-link")

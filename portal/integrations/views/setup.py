@@ -14,9 +14,10 @@ from ...accounts.tenancy import current_organization
 from ...extensions import db
 from ...htmx import is_partial_request, trigger
 from ...me.invitations import summary as invitation_summary
-from .. import bp, directory, linking, services
+from .. import bp, directory, services
 from ..pipeline import CallbackRejected, SetupPipeline, callback_refused, setup_page
 from .common import autolink_region, get_integration_or_404, get_provider_or_404
+from .members import member_table
 
 
 @bp.get("/settings/integrations/<provider>")
@@ -28,10 +29,6 @@ def provider(provider: str) -> ResponseReturnValue:
     integration = services.find_integration(organization, provider)
     if integration is None or integration.state not in services.LIVE_STATES:
         return setup_page(chat, organization, current_user)
-    per_page = current_app.config["MEMBERS_PER_PAGE"]
-    rows, total = linking.list_members(
-        integration, organization, query="", state="", page=1, per_page=per_page
-    )
     sync = directory.latest_sync(integration)
     autolink: dict[str, object] = {"preview": None}
     if chat.links_by_email and sync is not None and not sync.active:
@@ -45,12 +42,7 @@ def provider(provider: str) -> ResponseReturnValue:
         else None,
         sync=sync,
         **autolink,
-        rows=rows,
-        total=total,
-        query="",
-        state="",
-        page=1,
-        pages=max(1, -(-total // per_page)),
+        **member_table(chat, organization, integration),
         errors={},
         invitations=invitation_summary(integration) if chat.member_sign_in() else None,
         **chat.page_context(integration),
