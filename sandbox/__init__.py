@@ -21,7 +21,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from sandbox.chatwork import api as chatwork_api
     from sandbox.chatwork import oauth as chatwork_oauth
     from sandbox.chatwork import www as chatwork_www
+    from sandbox.microsoft import batch as _batch  # noqa: F401 - adds Graph's $batch
     from sandbox.microsoft import botconnector, graph, identity
+    from sandbox.microsoft import mailbox as _mailbox  # noqa: F401 - adds mailboxSettings
     from sandbox.microsoft import sign_in as _ms_sign_in  # noqa: F401 - adds the sign-in routes
     from sandbox.microsoft import teamwork as _teamwork  # noqa: F401 - adds Graph's app routes
     from sandbox.slack import api as slack_api

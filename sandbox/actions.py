@@ -15,6 +15,7 @@ from sandbox.slack import events
 from sandbox.slack.models import SlackUser
 from sandbox.slack.seed import generate_workspace
 from sandbox.state import FaultRule, IssuedToken, SandboxState
+from sandbox.zones import check_zone
 
 PROVIDERS = ("slack", "chatwork", "microsoft")
 MAX_GENERATED = 10_000
@@ -92,10 +93,12 @@ def deactivate_user(state: SandboxState, provider: str, key: str) -> dict[str, A
 
 
 def slack_person(
-    state: SandboxState, team_id: str, action: str, email: str, name: str = ""
+    state: SandboxState, team_id: str, action: str, email: str, name: str = "", tz: str = ""
 ) -> dict[str, Any]:
-    """Someone joins the workspace (``join``) or is deactivated (``leave``); Slack sends the
-    portal ``team_join`` / ``user_change``. Returns the user and the portal's answer."""
+    """Someone joins the workspace (``join``), changes their profile (``change``: the time
+    zone ``tz``, the ``name``) or is deactivated (``leave``); Slack sends the portal
+    ``team_join`` / ``user_change``. Returns the user and the portal's answer."""
+    zone = check_zone(tz) if tz else None
     with state.lock:
         workspace = state.slack.workspaces.get(team_id)
         if workspace is None:
@@ -115,7 +118,12 @@ def slack_person(
                 workspace.users.append(user)
                 workspace.reindex()
             user.deleted = False
+            user.tz = zone or user.tz
             kind = "team_join"
+        elif action == "change" and user is not None:
+            user.tz = zone or user.tz
+            user.real_name = name or user.real_name
+            kind = "user_change"
         elif action == "leave" and user is not None:
             user.deleted = True
             kind = "user_change"

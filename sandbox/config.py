@@ -61,6 +61,8 @@ RATE_LIMITS: dict[str, tuple[tuple[float, float], ...]] = {
     # Graph installedApps, per app per tenant (msteams-docs throttling-limits.md).
     "microsoft:installedApps:post": ((30, 1),),
     "microsoft:installedApps:get": ((60, 1),),
+    # Outlook resources (mailboxSettings), per app per mailbox (throttling-limits.md).
+    "microsoft:mailbox": ((10000, 600),),
 }
 
 
@@ -92,6 +94,16 @@ class Settings:
     post_to_portal: bool = True  # events and activities are sent to the portal when True
     # Whether the admin consent granted TeamsAppInstallation.ReadWriteSelfForUser.All.
     teams_install_permission: bool = True
+    # Whether it granted MailboxSettings.Read (members' time zones in their mailbox settings).
+    mailbox_settings_permission: bool = True
+
+    def graph_roles(self) -> list[str]:
+        """The application permissions the admin consent granted (the Graph token's roles)."""
+        granted = {
+            "TeamsAppInstallation.ReadWriteSelfForUser.All": self.teams_install_permission,
+            "MailboxSettings.Read": self.mailbox_settings_permission,
+        }
+        return ["User.Read.All"] + [name for name, given in granted.items() if given]
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply a partial update; unknown keys or wrong types raise ValueError."""

@@ -42,8 +42,9 @@ Actions
   POST /_control/chatwork/accept-contact    {"request_id": 1} or {"account": "<id or e-mail>"}
   POST /_control/chatwork/contact-request   {"from": "<id or e-mail>", "to"?: <account id>,
                                             "message"?}: a member asks the notification account
-  POST /_control/slack/people               {"team_id", "action": "join" | "leave", "email",
-                                            "name"?}: team_join / user_change to the portal
+  POST /_control/slack/people               {"team_id", "action": "join" | "change" | "leave",
+                                            "email", "name"?, "tz"? (IANA)}: team_join /
+                                            user_change to the portal
   POST /_control/teams/app                  {"tenant_id", "reupload"?, "remove"?, "block"?: [...],
                                             "unblock"?: [...]}: the app in the org catalog
 """
@@ -279,8 +280,9 @@ def microsoft_consent() -> Response:
 
 @bp.post("/slack/people")
 def slack_people() -> Response:
-    """``{"team_id", "action": "join" | "leave", "email", "name"}``: a new hire joins the
-    workspace or a member is deactivated; the portal gets the signed event."""
+    """``{"team_id", "action": "join" | "change" | "leave", "email", "name", "tz"}``: a new
+    hire joins the workspace, a member changes their name or time zone, or is deactivated;
+    the portal gets the signed event. An unknown ``tz`` is a 400."""
     body = _body()
     return jsonify(
         actions.slack_person(
@@ -289,6 +291,7 @@ def slack_people() -> Response:
             str(body.get("action") or ""),
             str(body.get("email") or ""),
             str(body.get("name") or ""),
+            str(body.get("tz") or ""),
         )
     )
 

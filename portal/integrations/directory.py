@@ -2,8 +2,10 @@
 
 ``start_sync`` writes a :class:`DirectorySync` row, commits, then enqueues the huey task; the
 task (``run_sync``) reads the provider page by page (``ChatClient.iter_directory``), upserts the
-accounts in bulk and updates the row after every page, which the page polls (HTMX). Accounts
-that left the directory are marked inactive, never deleted: their links and history stay.
+accounts in bulk (refreshing the directory's keys of ``extra``, such as the member's ``tz``,
+and leaving the others alone) and updates the row after every page, which the page polls
+(HTMX). Accounts that left the directory are marked inactive, never deleted: their links and
+history stay.
 Then, where the provider's directory has e-mail addresses and the organization has not chosen
 preview only, every unique, exact match is linked as one batch (``linking.auto_link``): the
 first sync links the organization, later ones its new hires. An hourly check starts a sync
@@ -150,8 +152,9 @@ def _store_page(
     now = utcnow()
     new: list[dict[str, Any]] = []
     changed: list[dict[str, Any]] = []
+    stored = _stored_extras([existing[e.external_id][0] for e in page if e.external_id in existing])
     for entry in page:
-        values = {
+        values: dict[str, Any] = {
             "name": entry.name,
             "email": entry.email,
             "is_active": True,
@@ -164,17 +167,48 @@ def _store_page(
                     "organization_id": integration.organization_id,
                     "integration_id": integration.id,
                     "external_id": entry.external_id,
-                    "extra": dict(entry.extra),
+                    "extra": merged_extra({}, entry.extra),
                     **values,
                 }
             )
         else:
+            before = stored.get(known[0], {})
+            after = merged_extra(before, entry.extra)
+            if after != before:
+                # Written only when the directory's keys changed: the rest of ``extra`` (a
+                # DM channel, a conversation reference) is the delivery side's, and a row
+                # left alone cannot lose what a concurrent writer put there.
+                values["extra"] = after
             changed.append({"id": known[0], **values})
             existing[entry.external_id] = (known[0], True)
     if new:
         db.session.execute(insert(ChatAccount), new)
     if changed:
         db.session.execute(update(ChatAccount), changed)
+
+
+def _stored_extras(account_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """account id → its ``extra`` as stored, for the known accounts of one page."""
+    if not account_ids:
+        return {}
+    rows = db.session.execute(
+        select(ChatAccount.id, ChatAccount.extra).where(ChatAccount.id.in_(account_ids))
+    )
+    return {account_id: dict(extra or {}) for account_id, extra in rows}
+
+
+def merged_extra(stored: dict[str, Any], directory: dict[str, object]) -> dict[str, Any]:
+    """``stored`` refreshed with what the directory says: a value replaces the stored one,
+    None removes it (the directory now says "unknown", e.g. a time zone that is no longer
+    valid), and a key the entry does not carry is kept (the provider could not tell this
+    time, e.g. Graph refused the mailbox settings)."""
+    merged = dict(stored)
+    for key, value in directory.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
 
 
 def store_entry(integration: Integration, entry: DirectoryEntry) -> ChatAccount:

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 from sandbox.config import GRAPH_RESOURCE
 from sandbox.microsoft.models import GRAPH_DEFAULT_FIELDS, GRAPH_EXTRA_FIELDS, Tenant
 from sandbox.microsoft.tokens import TokenRejected, check_bearer
-from sandbox.state import current_state
+from sandbox.state import IssuedToken, current_state
 from sandbox.traffic import bearer_token
 
 bp = Blueprint("microsoft_graph", __name__, url_prefix="/microsoft/graph")
@@ -45,13 +45,18 @@ def _graph_error(failure: GraphError) -> tuple[Response, int]:
     return response, failure.status
 
 
+def authenticated() -> IssuedToken:
+    """The request's Graph token, or 401."""
+    try:
+        return check_bearer(current_state(), bearer_token(), GRAPH_RESOURCE)
+    except TokenRejected as rejected:
+        raise GraphError(401, "InvalidAuthenticationToken", str(rejected)) from rejected
+
+
 def tenant_of_request() -> Tenant:
     """Authenticate the Graph token, apply the tenant's rate limit, return its tenant."""
     state = current_state()
-    try:
-        record = check_bearer(state, bearer_token(), GRAPH_RESOURCE)
-    except TokenRejected as rejected:
-        raise GraphError(401, "InvalidAuthenticationToken", str(rejected)) from rejected
+    record = authenticated()
     decision = state.limiter.hit(
         f"microsoft:graph|{record.owner}", state.settings.rate_rules("microsoft:graph")
     )

@@ -148,7 +148,7 @@ def _graph_token(state: SandboxState, tenant_key: str) -> tuple[str, int]:
         )
     ttl = state.settings.microsoft_token_ttl
     claims = _app_claims(ttl, GRAPH_RESOURCE, tenant.tenant_id)
-    claims["roles"] = ["User.Read.All"]
+    claims["roles"] = state.settings.graph_roles()
     return _sign_and_record(state, "graph", claims, tenant.tenant_id, GRAPH_RESOURCE), ttl
 
 

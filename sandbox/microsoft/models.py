@@ -40,6 +40,14 @@ class TenantUser:
     account_enabled: bool = True
     bot_installed: bool = False
     bot_blocked: bool = False  # removed the bot: sends get 403 MessageWritesBlocked
+    #: The mailbox settings' time zone, as Exchange keeps it: a Windows name.
+    time_zone: str = "Tokyo Standard Time"
+
+    @property
+    def has_mailbox(self) -> bool:
+        """Exchange mailboxes exist for members with ``mail``; a guest's is in their home
+        tenant."""
+        return bool(self.mail) and self.user_type != "Guest"
 
     @property
     def teams_id(self) -> str:

@@ -2,7 +2,8 @@
 
 The demo tenant has the 40 demo members (member05, 15 and 25 have no mailbox: `mail` is null
 and only `userPrincipalName` carries their address), the admin, a service account without mail
-and an external guest.
+and an external guest. Mailbox time zones follow ``sandbox.zones`` (Windows names: mostly
+"Tokyo Standard Time").
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from demodata import Person
 from sandbox.config import DEMO_TENANT_ID, SAMPLE_TENANT_ID
 from sandbox.ids import guid
 from sandbox.microsoft.models import MicrosoftData, Tenant, TenantUser, user_guid
+from sandbox.zones import home_zone, windows_name
 
 NO_MAILBOX = (5, 15, 25)
 TITLES = ("メンバー", "リーダー", "マネージャー", None)
@@ -92,6 +94,7 @@ def build_tenant(
                 mail=None if person.number in no_mailbox else person.email,
                 user_principal_name=person.email,
                 job_title=TITLES[person.number % len(TITLES)],
+                time_zone=windows_name(home_zone(person.number)),
             )
         )
     tenant.users = users

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.zones import HOME, slack_fields
+
 
 @dataclass
 class SlackUser:
@@ -29,6 +31,7 @@ class SlackUser:
     is_invited_user: bool = False
     bot_id: str | None = None
     updated: int = 1_700_000_000
+    tz: str = HOME  # IANA; label and offset follow from it at the time of the call
 
     def to_api(self, with_email: bool) -> dict[str, Any]:
         """The users.list / lookupByEmail representation; e-mail only with users:read.email."""
@@ -60,9 +63,7 @@ class SlackUser:
             "name": self.name,
             "deleted": self.deleted,
             "real_name": self.real_name,
-            "tz": "Asia/Tokyo",
-            "tz_label": "Japan Standard Time",
-            "tz_offset": 32400,
+            **slack_fields(self.tz),
             "profile": profile,
             "is_admin": self.is_admin,
             "is_owner": self.is_owner,

@@ -4,7 +4,8 @@ Demo workspace "デモ株式会社" (T0DEMO0001): member01-34 use their portal e
 deactivated; member36 is a guest; member37-39 sign in with a different address
 (`s.tanaka@demo-corp.example` style) so auto-link misses them; member40 is an invitee who has not
 joined yet. Slackbot, the app's bot user, another app's bot, a former employee and an external
-single-channel guest complete the list, as in a real workspace.
+single-channel guest complete the list, as in a real workspace. Most live in Tokyo, a few
+abroad (``sandbox.zones``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from demodata import Person
 from sandbox.config import DEMO_SLACK_TEAM_ID, SAMPLE_SLACK_TEAM_ID
 from sandbox.ids import short_id
 from sandbox.slack.models import SlackData, SlackUser, SlackWorkspace
+from sandbox.zones import home_zone
 
 CHANNELS = ("general", "random", "hr-notice")
 
@@ -145,6 +147,7 @@ def _user(
         deleted=role == "deleted",
         is_restricted=role == "guest",
         is_invited_user=role == "invited",
+        tz=home_zone(person.number),
     )
 
 

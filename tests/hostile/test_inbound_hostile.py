@@ -165,6 +165,7 @@ VALID_JOIN = {
             "real_name": "新入 社員",
             "deleted": False,
             "is_bot": False,
+            "tz": "Asia/Tokyo",
             "profile": {"email": "newhire@demo.example", "real_name": "新入 社員"},
         },
     },

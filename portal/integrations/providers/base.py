@@ -46,7 +46,11 @@ class DeliveryResult:
 
 @dataclass(frozen=True)
 class DirectoryEntry:
-    """A person from the provider's directory, before it is stored as a ChatAccount."""
+    """A person from the provider's directory, before it is stored as a ChatAccount.
+
+    ``extra`` refreshes ``ChatAccount.extra`` key by key (``directory.merged_extra``): a value
+    is stored, None removes the key, a key left out keeps what is stored.
+    """
 
     external_id: str
     name: str

@@ -23,6 +23,7 @@ from slack_sdk.web import SlackResponse
 
 from ....database import utcnow
 from ...models import ChatAccount
+from ...time_zones import iana_or_none
 from ..base import (
     DeliveryResult,
     DirectoryEntry,
@@ -242,7 +243,8 @@ def _users_page(web: WebClient, cursor: str | None) -> SlackResponse:
 
 
 def member_entry(member: Mapping[str, Any]) -> DirectoryEntry | None:
-    """A users.list member as a directory entry, or None for bots, leavers and invitees."""
+    """A users.list member (or a ``team_join``/``user_change`` user) as a directory entry, or
+    None for bots, leavers and invitees; ``tz`` only when it is a valid IANA zone."""
     if (
         not member.get("id")
         or member.get("deleted")
@@ -265,6 +267,8 @@ def member_entry(member: Mapping[str, Any]) -> DirectoryEntry | None:
         extra={
             "display_name": str(profile.get("display_name") or "")[:100],
             "guest": bool(member.get("is_restricted") or member.get("is_ultra_restricted")),
+            # None (no zone, or one we cannot load) removes a zone stored earlier.
+            "tz": iana_or_none(member.get("tz")),
         },
     )
 

@@ -98,6 +98,9 @@ USER_EVENT = inbound.schema(
                     "is_invited_user": _FLAG,
                     "is_restricted": _FLAG,
                     "is_ultra_restricted": _FLAG,
+                    # Any JSON on purpose: member_entry keeps only a valid IANA name, so a
+                    # bad zone costs the zone, never the rest of the event.
+                    "tz": {},
                     "profile": {
                         "type": "object",
                         "properties": {

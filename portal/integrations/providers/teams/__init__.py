@@ -2,9 +2,12 @@
 
 Vendor setup (one app for the whole service, providers.md §3.1):
 - Entra ID app registration, multi-tenant, with a client secret (MS_APP_ID, MS_CLIENT_SECRET);
-  application permissions ``User.Read.All`` and, to install the app for members who never
-  added the bot (``installs.py``), ``TeamsAppInstallation.ReadWriteSelfForUser.All`` (Graph),
-  with ``webApplicationInfo`` in the app manifest; redirect URIs exactly
+  application permissions (Graph) ``User.Read.All``; to install the app for members who never
+  added the bot (``installs.py``), ``TeamsAppInstallation.ReadWriteSelfForUser.All``, with
+  ``webApplicationInfo`` in the app manifest; and, for each member's time zone (their mailbox
+  settings, read by the directory sync so notifications can wait for working hours in it,
+  ``mailbox.py``), ``MailboxSettings.Read``; without it the sync goes on, minus the time
+  zones. Redirect URIs exactly
   ``PUBLIC_BASE_URL + /teams/oauth/callback`` (admin consent) and
   ``PUBLIC_BASE_URL + /me/accounts/teams/callback`` (members' own sign-in, ``sign_in.py``).
 - Azure Bot resource on the same app id, Teams channel on, messaging endpoint
@@ -17,6 +20,7 @@ TEAMS_SERVICE_URL_HOSTS; optional MS_BOT_TENANT_ID (single-tenant bot; default
 lookup) and TEAMS_SERVICE_URL (the Bot Connector for conversations that came from Graph).
 
 The package: ``tokens.py`` (msal), ``client.py`` (Graph, Bot Connector, Adaptive Cards),
+``mailbox.py`` (members' time zones), ``pacing.py`` (the Graph call gate),
 ``setup.py`` (admin consent), ``botframework.py`` (the inbound JWT), ``inbound.py`` (install and
 uninstall activities), ``views.py`` (``POST /teams/messages``, the bot-installs region),
 ``templates/``.

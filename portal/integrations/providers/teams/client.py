@@ -30,6 +30,7 @@ from ..base import (
     TemporaryProviderError,
 )
 from .botframework import allowed_service_url
+from .mailbox import TimeZoneReader
 from .tokens import (
     BOT_SCOPE,
     GRAPH_SCOPE,
@@ -260,7 +261,28 @@ class TeamsClient:
     # --- Graph --------------------------------------------------------------------------------
 
     def graph(self, url: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """GET a Graph URL with the tenant's token; a background caller may wait out 429s.
+        """GET a Graph URL with the tenant's token; a background caller may wait out 429s."""
+        return self._graph_call("GET", url, params=params)
+
+    def graph_batch(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``POST /v1.0/$batch``: up to 20 requests in one call, each answered (and throttled)
+        on its own; the answers, in Graph's order (which is not the requests')."""
+        answer = self._graph_call("POST", f"{self._graph_root()}/$batch", body={"requests": calls})
+        responses = answer.get("responses")
+        return [r for r in responses if isinstance(r, dict)] if isinstance(responses, list) else []
+
+    def _graph_root(self) -> str:
+        return f"{str(current_app.config['MS_GRAPH_URL']).rstrip('/')}/v1.0"
+
+    def _graph_call(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One Graph call with the tenant's token, waiting out up to GRAPH_WAITS 429s.
 
         A 401 is retried once with a fresh token (the cached one may have been revoked).
         """
@@ -273,9 +295,11 @@ class TeamsClient:
         for attempt in range(GRAPH_WAITS + 2):
             token = acquire_token(self.tenant, GRAPH_SCOPE)
             try:
-                response = requests.get(
+                response = requests.request(
+                    method,
                     url,
                     params=params,
+                    json=body,
                     headers={"Authorization": f"Bearer {token}"},
                     timeout=TIMEOUT,
                     verify=verify(),
@@ -298,17 +322,21 @@ class TeamsClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def iter_directory(self) -> Iterator[list[DirectoryEntry]]:
-        """Graph /users, 999 a page, following @odata.nextLink; disabled accounts skipped."""
-        url = f"{str(current_app.config['MS_GRAPH_URL']).rstrip('/')}/v1.0/users"
+        """Graph /users, 999 a page, following @odata.nextLink; disabled accounts skipped;
+        each member's time zone from their mailbox settings where Graph gives it."""
+        url = f"{self._graph_root()}/users"
         params: dict[str, str] | None = {"$select": USER_FIELDS, "$top": str(PAGE_SIZE)}
+        zones = TimeZoneReader(self)
         while url:
             answer = self.graph(url, params)
-            yield [entry for user in answer.get("value") or [] if (entry := _entry(user))]
+            page = [entry for user in answer.get("value") or [] if (entry := _entry(user))]
+            zones.fill(page)
+            yield page
             url, params = str(answer.get("@odata.nextLink") or ""), None
 
     def organization_name(self) -> str | None:
         """The tenant's display name (Graph /organization), or None."""
-        url = f"{str(current_app.config['MS_GRAPH_URL']).rstrip('/')}/v1.0/organization"
+        url = f"{self._graph_root()}/organization"
         answer = self.graph(url, {"$select": "id,displayName"})
         values = answer.get("value") or []
         name = values[0].get("displayName") if values and isinstance(values[0], dict) else None

@@ -41,6 +41,7 @@ from ....tasks import crontab, periodic_task, task
 from ...models import AccountLink, AppInstallRun, ChatAccount, Integration, SyncState
 from ...services import LIVE_STATES
 from ..base import ProviderError
+from .pacing import Gate
 from .tokens import GRAPH_SCOPE, acquire_token, forget_tokens, verify
 
 log = logging.getLogger("portal.integrations.teams.installs")
@@ -78,42 +79,6 @@ class Outcome:
     state: str  # installed | already | blocked | failed | skipped
     code: str | None = None
     chat_id: str | None = None
-
-
-class Gate:
-    """Evenly spaced requests shared by the run's threads, ``rate`` a second and no burst:
-    Graph counts in sliding windows, where any burst on top of a rate near the limit is a
-    429; :meth:`hold` closes the gate for a ``Retry-After``, and nothing accrues meanwhile."""
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.capacity = 1.0
-        self.tokens = 1.0
-        self.stamp = time.monotonic()
-        self.closed_until = 0.0
-        self.lock = threading.Lock()
-
-    def wait(self) -> None:
-        while True:
-            with self.lock:
-                now = time.monotonic()
-                if now >= self.closed_until:
-                    elapsed = max(0.0, now - self.stamp)
-                    self.tokens = min(self.capacity, self.tokens + elapsed * self.rate)
-                    self.stamp = now
-                    if self.tokens >= 1.0:
-                        self.tokens -= 1.0
-                        return
-                    pause = (1.0 - self.tokens) / self.rate
-                else:
-                    pause = self.closed_until - now
-            time.sleep(pause)
-
-    def hold(self, seconds: float) -> None:
-        with self.lock:
-            self.closed_until = max(self.closed_until, time.monotonic() + seconds)
-            self.tokens = 0.0
-            self.stamp = self.closed_until
 
 
 class Installer:

@@ -33,6 +33,10 @@ GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 #: 「Microsoft Teamsと連携する」: Entra's v2 admin consent for the app in the admin's tenant.
 #: "organizations": the admin's own tenant, whichever it is (never "common" on v2). No PKCE:
 #: admin consent returns no code, only the tenant (proven in the callback step).
+#: ``/.default`` asks for every application permission on our Entra app registration (the
+#: package docstring lists them: ``User.Read.All``,
+#: ``TeamsAppInstallation.ReadWriteSelfForUser.All``, ``MailboxSettings.Read``); a tenant whose
+#: admin consented before one was added lacks it until the admin consents again.
 TEAMS_SPEC = OAuthSpec(
     provider_key="teams",
     authorize_url_setting="MS_CONSENT_URL",
