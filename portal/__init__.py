@@ -72,6 +72,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .main import bp as main_bp
     from .me import bp as me_bp
     from .notifications import bp as notifications_bp
+    from .preferences.views import bp as preferences_bp
 
     for blueprint in (
         main_bp,
@@ -80,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         integrations_bp,
         notifications_bp,
         me_bp,
+        preferences_bp,
         audit_bp,
         api_bp,
     ):

@@ -57,6 +57,8 @@ ROUTES: dict[str, list[Case]] = {
     "api.get_notification": [
         Case("GET", "/api/v1/notifications/{notification}", API, setup=failed_delivery)
     ],
+    "api.list_categories": [Case("GET", "/api/v1/categories", API)],
+    "api.create_category": [Case("POST", "/api/v1/categories", API)],
     "api.openapi": [
         Case("GET", "/api/v1/openapi.json", same(anonymous=200, member=200, admin=200, support=200))
     ],

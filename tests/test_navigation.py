@@ -20,6 +20,7 @@ SYSTEM_ENTRIES = [
     ("外部ツールの連携", "/settings/integrations"),
     ("APIキー", "/settings/api-keys"),
     ("通知のポリシー", "/settings/notification-policy"),
+    ("通知カテゴリ", "/settings/notification-categories"),
     ("監査ログ", "/audit"),
     ("配信ログ", "/deliveries"),
 ]
@@ -90,7 +91,7 @@ def _menus(client: Any, url: str) -> tuple[Node | None, Node | None, Node]:
     return page.by_id("system-menu"), page.by_id("gear-menu"), page
 
 
-def test_admin_header_has_the_system_menu_with_the_five_settings(
+def test_admin_header_has_the_system_menu_with_the_six_settings(
     client: Any, tenants: dict[str, Any]
 ) -> None:
     client.login(tenants["admin"])

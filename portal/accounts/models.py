@@ -7,6 +7,7 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Enum,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -42,6 +44,22 @@ class Organization(db.Model):  # type: ignore[name-defined]
     #: When True, a directory sync links every unique, exact e-mail match at once (the seed's
     #: 自動的に紐付け); False leaves them in the preview for the admin (migration 0009).
     auto_link_by_email: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: Provider keys in the order a member linked on several tools gets the DM (None: the
+    #: registry's order); a member's own ``preferred_provider`` comes first (migration 0014).
+    provider_order: Mapped[list[str] | None] = mapped_column(JSON)
+    #: Hold non-urgent notifications outside working hours, in each member's time zone
+    #: (``preferences/hours.py``); off until an admin turns it on (migration 0015).
+    quiet_hours_on: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The zone of members whose chat tool gives none.
+    time_zone: Mapped[str] = mapped_column(
+        String(64), default="Asia/Tokyo", server_default="Asia/Tokyo"
+    )
+    #: Working days as ISO weekday digits ("12345" = Monday to Friday), and hours "HH:MM".
+    work_days: Mapped[str] = mapped_column(String(7), default="12345", server_default="12345")
+    work_start: Mapped[str] = mapped_column(String(5), default="09:00", server_default="09:00")
+    work_end: Mapped[str] = mapped_column(String(5), default="19:00", server_default="19:00")
+    #: Japanese public holidays count as days off.
+    holidays_off: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     users: Mapped[list[User]] = relationship(back_populates="organization", lazy="raise")
@@ -84,6 +102,13 @@ class User(UserMixin, db.Model):  # type: ignore[name-defined]
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: The member's channel choice: "chat", "email", "both"; None = the default routing (0006).
     channel_preference: Mapped[str | None] = mapped_column(String(8))
+    #: The tool the member wants DMs on when linked on several; None: the company's order.
+    preferred_provider: Mapped[str | None] = mapped_column(String(16))
+    #: The member's own time zone (None: their chat tool's, else the company's) and their
+    #: narrower hours inside the company's (None: the company's).
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    work_start: Mapped[str | None] = mapped_column(String(5))
+    work_end: Mapped[str | None] = mapped_column(String(5))
     #: TOTP secret (encrypted, sealed to this user); set at enrollment, active once confirmed.
     mfa_secret: Mapped[Any] = mapped_column(EncryptedJSON, nullable=True)
     mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

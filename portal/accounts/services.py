@@ -9,6 +9,7 @@ from ..audit import service as audit
 from ..auth import sessions
 from ..database import utcnow
 from ..extensions import db
+from ..preferences import categories
 from .models import Organization, User
 from .permissions import Role
 
@@ -21,6 +22,7 @@ def create_organization(slug: str, name: str) -> Organization:
     organization = Organization(slug=slug.strip().lower(), name=name.strip())
     db.session.add(organization)
     db.session.flush()
+    categories.ensure_defaults(organization)
     audit.record(
         "organization.created",
         organization=organization,

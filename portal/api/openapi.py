@@ -80,6 +80,21 @@ def spec() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "Hold until the member confirmed an automatic link.",
                         },
+                        "category": {
+                            "type": "string",
+                            "pattern": "^[a-z][a-z0-9_]{0,39}$",
+                            "default": "general",
+                            "description": "A key of GET /categories: the company's defaults and "
+                            "the member's choices for it decide the channels. Unknown: 422 "
+                            "`unknown_category` with `known_categories`.",
+                        },
+                        "urgent": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "Time-critical (a reminder an hour before a 1-on-1): "
+                            "sent at once, past quiet hours and digests. It does not override a "
+                            "category the member or company turned off.",
+                        },
                     },
                     "oneOf": [{"required": ["recipient_email"]}, {"required": ["user_id"]}],
                 },
@@ -105,12 +120,39 @@ def spec() -> dict[str, Any]:
                         "last_error": {"type": ["string", "null"]},
                     },
                 },
+                "ChannelKinds": {
+                    "type": "object",
+                    "properties": {"chat": {"type": "boolean"}, "email": {"type": "boolean"}},
+                },
+                "Category": {
+                    "type": "object",
+                    "properties": {
+                        "key": {"type": "string"},
+                        "label_ja": {"type": "string"},
+                        "label_en": {"type": "string"},
+                        "description": {"type": "string"},
+                        "defaults": {"$ref": "#/components/schemas/ChannelKinds"},
+                        "locked": {"$ref": "#/components/schemas/ChannelKinds"},
+                    },
+                },
+                "NewCategory": {
+                    "type": "object",
+                    "required": ["key", "label_ja", "label_en"],
+                    "properties": {
+                        "key": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,39}$"},
+                        "label_ja": {"type": "string", "minLength": 1, "maxLength": 60},
+                        "label_en": {"type": "string", "minLength": 1, "maxLength": 60},
+                        "description": {"type": "string", "maxLength": 300},
+                    },
+                },
                 "Notification": {
                     "type": "object",
                     "properties": {
                         "id": {"type": "integer"},
                         "created_at": {"type": "string", "format": "date-time"},
                         "idempotency_key": {"type": ["string", "null"]},
+                        "category": {"type": "string"},
+                        "urgent": {"type": "boolean"},
                         "deliveries": {
                             "type": "array",
                             "items": {"$ref": "#/components/schemas/Delivery"},
@@ -150,10 +192,67 @@ def spec() -> dict[str, Any]:
                         "403": _error("Revoked API key"),
                         "413": _error("Body larger than 64 KiB"),
                         "415": _error("Not JSON"),
-                        "422": _error("No active member matches the recipient"),
+                        "422": _error(
+                            "No active member matches the recipient, or the category is unknown "
+                            "(`unknown_category`, with `known_categories`)"
+                        ),
                         "429": _error("Rate limit; see Retry-After"),
                     },
                 }
+            },
+            "/categories": {
+                "get": {
+                    "summary": "The organization's notification categories",
+                    "responses": {
+                        "200": {
+                            "description": "Every category, in display order",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "categories": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/Category"},
+                                            }
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        "401": _error("Missing or unknown API key"),
+                        "403": _error("Revoked API key"),
+                        "429": _error("Rate limit; see Retry-After"),
+                    },
+                },
+                "post": {
+                    "summary": "Add a category (chat by default; the rest is set in the portal)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/NewCategory"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "Added",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Category"}
+                                }
+                            },
+                        },
+                        "400": _error("Malformed JSON, or a bad key or name"),
+                        "401": _error("Missing or unknown API key"),
+                        "403": _error("Revoked API key"),
+                        "409": _error("A category with this key exists"),
+                        "413": _error("Body larger than 64 KiB"),
+                        "415": _error("Not JSON"),
+                        "429": _error("Rate limit; see Retry-After"),
+                    },
+                },
             },
             "/notifications/{id}": {
                 "get": {

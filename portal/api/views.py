@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Response, g, jsonify, request
+from flask_babel import force_locale
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
@@ -23,6 +24,8 @@ from ..extensions import db
 from ..integrations.providers.base import PacingBudget
 from ..notifications import api_keys, pacing, services
 from ..notifications.models import Notification
+from ..preferences import categories
+from ..preferences.models import CHANNEL_KINDS, NotificationCategory
 from . import bp
 from .openapi import spec
 
@@ -37,15 +40,22 @@ BURST = 100
 
 class ApiError(HTTPException):
     def __init__(
-        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(description=detail)
         self.code = status
         self.error = error
         self.extra_headers = headers or {}
+        #: More fields of the error body (e.g. the known categories).
+        self.extra = extra or {}
 
     def get_response(self, environ: Any = None, scope: Any = None) -> Response:
-        response = jsonify(error=self.error, detail=self.description)
+        response = jsonify(error=self.error, detail=self.description, **self.extra)
         response.status_code = self.code or 400
         response.headers.update(self.extra_headers)
         return response
@@ -178,11 +188,49 @@ def _url(data: dict[str, Any]) -> str | None:
     return url
 
 
+def _flag(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, "invalid_field", f"'{name}' must be true or false.")
+    return value
+
+
+def _category(data: dict[str, Any], organization: Organization) -> NotificationCategory:
+    """The category ``data`` names (the default one when absent); unknown → 422 with the
+    known keys, so the caller can fix the request."""
+    key = data.get("category")
+    if key is None:
+        return categories.default(organization)
+    if not isinstance(key, str):
+        raise ApiError(400, "invalid_field", "'category' must be a string.")
+    found = categories.find(organization, key) if len(key) <= 40 else None
+    if found is None:
+        known = [c.key for c in categories.all_for(organization)]
+        raise ApiError(
+            422,
+            "unknown_category",
+            f"No category has this key. Known: {', '.join(known)}.",
+            extra={"known_categories": known},
+        )
+    return found
+
+
+def _category_key(notification: Notification) -> str:
+    category = (
+        db.session.get(NotificationCategory, notification.category_id)
+        if notification.category_id
+        else None
+    )
+    return category.key if category else categories.DEFAULT_KEY
+
+
 def _represent(notification: Notification) -> dict[str, Any]:
     return {
         "id": notification.id,
         "created_at": notification.created_at.isoformat(),
         "idempotency_key": notification.idempotency_key,
+        "category": _category_key(notification),
+        "urgent": notification.urgent,
         "deliveries": [
             {
                 "channel": d.channel,
@@ -207,9 +255,9 @@ def create_notification() -> tuple[Response, int]:
     recipient = _recipient(data, organization)
     title = _string(data, "title", required=True) or ""
     body = _string(data, "body", required=True) or ""
-    sensitive = data.get("sensitive", False)
-    if not isinstance(sensitive, bool):
-        raise ApiError(400, "invalid_field", "'sensitive' must be true or false.")
+    sensitive = _flag(data, "sensitive")
+    urgent = _flag(data, "urgent")
+    category = _category(data, organization)
     notification, created = services.create_notification(
         organization,
         recipient,
@@ -218,6 +266,8 @@ def create_notification() -> tuple[Response, int]:
         url=_url(data),
         idempotency_key=_string(data, "idempotency_key"),
         sensitive=sensitive,
+        category=category,
+        urgent=urgent,
     )
     db.session.commit()
     if created:
@@ -236,6 +286,52 @@ def get_notification(notification_id: int) -> Response:
     if notification is None:
         raise ApiError(404, "not_found", "No such notification in this organization.")
     return jsonify(_represent(notification))
+
+
+def _represent_category(category: NotificationCategory) -> dict[str, Any]:
+    return {
+        "key": category.key,
+        "label_ja": category.label_ja,
+        "label_en": category.label_en,
+        "description": category.description,
+        "defaults": {kind: category.default(kind) for kind in CHANNEL_KINDS},
+        "locked": {kind: category.locked(kind) for kind in CHANNEL_KINDS},
+    }
+
+
+@bp.get("/categories")
+def list_categories() -> Response:
+    """The organization's notification categories with their defaults and locks."""
+    return jsonify(categories=[_represent_category(c) for c in categories.all_for(_organization())])
+
+
+@bp.post("/categories")
+@inbound.json_endpoint(limit=MAX_BODY_BYTES)
+def create_category() -> tuple[Response, int]:
+    """Add a category (sent by chat by default, unlocked: admins set the rest in the portal);
+    201, or 409 when the key exists, 400 for a bad key or name."""
+    organization = _organization()
+    data = _payload()
+    try:
+        with force_locale("en"):  # the API speaks English, like its other errors
+            category = categories.create(
+                organization,
+                actor=None,
+                key=data.get("key"),
+                label_ja=data.get("label_ja"),
+                label_en=data.get("label_en"),
+                description=data.get("description", ""),
+            )
+    except categories.CategoryError as problem:
+        db.session.rollback()
+        key = data.get("key")
+        exists = isinstance(key, str) and categories.find(organization, key) is not None
+        raise ApiError(
+            409 if exists else 400,
+            "category_exists" if exists else "invalid_field",
+            f"'{problem.field}': {problem.message}",
+        ) from None
+    return jsonify(_represent_category(category)), 201
 
 
 @bp.get("/openapi.json")

@@ -26,6 +26,7 @@ from ..database import utcnow
 from ..extensions import db
 from ..me import notices
 from ..notifications import services as notifications
+from ..notifications.routing import Route
 from ..paging import contains_ci
 from .link_audit import account_data, record_link_created, record_link_removed
 from .models import AccountLink, ChatAccount, DirectorySync, Integration, LinkBatch, LinkMethod
@@ -225,7 +226,7 @@ def send_test_message(integration: Integration, user: User, *, actor: User) -> C
     if link is None or link.organization_id != user.organization_id:
         raise NotLinked
     account = link.chat_account
-    pinned = notifications.Route(integration.provider, "test", integration.id, account.id)
+    pinned = Route(integration.provider, "test", integration.id, account.id)
     notifications.send_test_message(user, actor=actor, pinned=pinned)
     return account
 

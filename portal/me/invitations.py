@@ -31,7 +31,8 @@ from ..integrations.registry import providers
 from ..notifications import mail
 from ..notifications.mail import MailError
 from ..notifications.models import Delivery
-from ..notifications.services import Route, create_notification, wake
+from ..notifications.routing import Route
+from ..notifications.services import create_notification, wake
 from ..notifications.transports import transports
 from ..paging import contains_ci
 from ..tasks import task

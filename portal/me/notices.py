@@ -27,7 +27,8 @@ from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..notifications import mail
 from ..notifications.models import Delivery, DeliveryState, Notification
-from ..notifications.services import AUTO_METHODS, HELD_REASON, create_notification, wake
+from ..notifications.routing import AUTO_METHODS
+from ..notifications.services import HELD_REASON, create_notification, wake
 from ..notifications.transports import transports
 from ..tasks import task
 

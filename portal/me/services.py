@@ -17,7 +17,8 @@ from ..integrations import linking
 from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..notifications import mail
 from ..notifications.models import Delivery, DeliveryState, Notification
-from ..notifications.services import PREFER_BOTH, PREFER_EMAIL, wake
+from ..notifications.routing import PREFER_BOTH, PREFER_EMAIL
+from ..notifications.services import wake
 from ..notifications.transports import transports
 from ..support import events as _events  # noqa: F401  (registers the audit actions)
 from ..tasks import task

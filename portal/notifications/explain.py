@@ -6,10 +6,13 @@ Provider error names (``invalid_auth``, ``user_disabled``, HTTP statuses…) are
 
 from __future__ import annotations
 
-from flask_babel import gettext
+from datetime import datetime
+
+from flask_babel import format_datetime, get_timezone, gettext
 from flask_babel import lazy_gettext as _l
 
 from .channels import transports
+from .routing import Route
 
 _REVOKED = {
     "invalid_auth",
@@ -98,10 +101,33 @@ def explain_error(channel: str, code: str | None, attempts: int = 0) -> str:
     return _("%(provider)s answered with an error: %(code)s", provider=name, code=code)
 
 
-def explain_reason(reason: str | None) -> str:
-    """Why this channel was used (routing) — shown next to e-mail deliveries."""
+def local_time(due: datetime) -> dict[str, str]:
+    """``when`` and ``zone`` of an instant in the reader's time zone ("12/03 9:00", "JST")."""
+    return {
+        "when": str(format_datetime(due, "short")),
+        "zone": due.astimezone(get_timezone()).strftime("%Z"),
+    }
+
+
+def _held_until(due: datetime | None) -> str:
+    if due is None:
+        return _("Held outside the member's working hours.")
+    return _("Held outside the member's working hours until %(when)s %(zone)s.", **local_time(due))
+
+
+def explain_reason(reason: str | None, due: datetime | None = None) -> str:
+    """Why this channel was used (routing) — shown next to e-mail deliveries; ``due`` is when
+    a held delivery goes out."""
     if not reason:
         return ""
+    if reason == "held_quiet_hours":
+        return _held_until(due)
+    if reason == "digest_pending":
+        if due is None:
+            return _("Waiting for the member's digest.")
+        return _("Waiting for the member's digest at %(when)s %(zone)s.", **local_time(due))
+    if reason.startswith("digested:"):
+        return _("Sent in the member's digest.")
     if reason == "not_linked":
         return _("Not linked to a chat account → e-mail.")
     if reason == "integration_unavailable":
@@ -117,6 +143,12 @@ def explain_reason(reason: str | None) -> str:
         return _("Linked chat account.")
     if reason == "member_preference":
         return _("The member chose to receive notifications by e-mail.")
+    if reason == "category_email":
+        return _("The company sends this category by e-mail.")
+    if reason == "member_off":
+        return _("Not sent: the member turned this category off.")
+    if reason == "category_off":
+        return _("Not sent: the company turned this category off.")
     if reason == "held_unconfirmed":
         return _(
             "Held: the content is marked sensitive and the member has not yet confirmed the"
@@ -130,7 +162,12 @@ def explain_reason(reason: str | None) -> str:
 
 
 def explain_outcome(
-    channel: str, state: str, code: str | None, attempts: int, reason: str | None = None
+    channel: str,
+    state: str,
+    code: str | None,
+    attempts: int,
+    reason: str | None = None,
+    due: datetime | None = None,
 ) -> str:
     """The whole story of one delivery in a sentence, e.g. "rate limit: retried 3 times, then
     sent" — what support staff read out to a member who asks "why didn't I get it?"."""
@@ -145,6 +182,8 @@ def explain_outcome(
                 count=attempts,
             )
         return _("Delivered by %(provider)s.", provider=name)
+    if state == "pending" and reason == "held_quiet_hours":
+        return _held_until(due)
     if state in ("pending", "sending"):
         return _("Waiting to be sent by %(provider)s.", provider=name)
     if state == "retrying":
@@ -156,3 +195,18 @@ def explain_outcome(
             + _("Gave up after %(count)s attempts.", count=attempts)
         )
     return explain_error(channel, code, attempts) or _("Failed.")
+
+
+def explain_route(route: Route) -> str:
+    """Where a notification on ``route`` goes, for the member's preview ("Slack DM and
+    e-mail", "e-mail: no chat account linked", "not sent")."""
+    if route.off:
+        return explain_reason(route.reason)
+    if route.channel != transports.default.key:
+        name = provider_name(route.channel)
+        if route.also_email:
+            return _("A %(provider)s direct message and an e-mail.", provider=name)
+        return _("A %(provider)s direct message.", provider=name)
+    if route.reason in ("not_linked", "integration_unavailable"):
+        return explain_reason(route.reason)
+    return _("E-mail")

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -67,6 +68,12 @@ class Notification(db.Model):  # type: ignore[name-defined]
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     #: Sensitive content waits until the member confirmed an automatic link.
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The category it was sent in (None: sent before categories, read as the default one).
+    category_id: Mapped[int | None] = mapped_column(
+        ForeignKey("notification_categories.id", ondelete="SET NULL")
+    )
+    #: Time-critical: goes out at once, past quiet hours and digests (migration 0014).
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     deliveries: Mapped[list[Delivery]] = relationship(

@@ -10,7 +10,7 @@ transaction rolls back, nothing was ever queued (DL-01).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import datetime
 
 from flask import current_app
 from flask_babel import force_locale
@@ -22,86 +22,15 @@ from ..accounts.models import Organization, User
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
-from ..integrations.models import (
-    AccountLink,
-    ChatAccount,
-    Integration,
-    IntegrationState,
-    LinkMethod,
-)
-from ..integrations.registry import providers
+from ..preferences import categories, hours
+from ..preferences.models import NotificationCategory
 from .jobs import deliver_now
 from .models import Delivery, DeliveryState, Notification
+from .routing import Route, route
 from .transports import transports
 
-#: ``User.channel_preference`` values (None is the default routing, like "chat"): only the
-#: default channel, or a chat DM and the default channel both.
-PREFER_EMAIL = "email"
-PREFER_BOTH = "both"
 #: Reason of a chat delivery held until the member confirms an automatic link (state skipped).
 HELD_REASON = "held_unconfirmed"
-
-
-@dataclass(frozen=True)
-class Route:
-    #: A key of ``channels.transports``.
-    channel: str
-    reason: str
-    integration_id: int | None = None
-    chat_account_id: int | None = None
-    #: The member chose "both": an e-mail (default channel) delivery goes out next to the chat one.
-    also_email: bool = False
-    #: The chat link was matched automatically and the member has not confirmed it yet.
-    unconfirmed: bool = False
-
-
-#: Link methods the member did not make themselves: sensitive content waits for confirmation.
-AUTO_METHODS = (LinkMethod.EMAIL, LinkMethod.SUGGESTION)
-
-
-def route(recipient: User) -> Route:
-    """Where ``recipient``'s notifications go: their linked chat account, else the default
-    channel (e-mail). Linked on several chat tools, the first in provider order gets the DM.
-
-    A member's channel choice (``User.channel_preference``: chat, email, both) is honoured
-    when their organization allows members to choose.
-    """
-    organization = db.session.get(Organization, recipient.organization_id)
-    preference = (
-        recipient.channel_preference
-        if organization is not None and organization.allow_channel_choice
-        else None
-    )
-    if preference == PREFER_EMAIL:
-        return Route(transports.default.key, "member_preference")
-    rows = db.session.execute(
-        select(AccountLink, Integration)
-        .join(Integration, Integration.id == AccountLink.integration_id)
-        .join(ChatAccount, ChatAccount.id == AccountLink.chat_account_id)
-        .where(
-            AccountLink.user_id == recipient.id,
-            AccountLink.organization_id == recipient.organization_id,
-            AccountLink.flagged_reason.is_(None),
-            ChatAccount.is_active.is_(True),
-        )
-    ).all()
-    order = providers.keys()
-    usable = [
-        (link, integration)
-        for link, integration in rows
-        if integration.state is IntegrationState.CONNECTED and integration.provider in order
-    ]
-    if not usable:
-        return Route(transports.default.key, "integration_unavailable" if rows else "not_linked")
-    link, integration = min(usable, key=lambda pair: order.index(pair[1].provider))
-    return Route(
-        integration.provider,
-        "linked",
-        integration.id,
-        link.chat_account_id,
-        also_email=preference == PREFER_BOTH,
-        unconfirmed=link.method in AUTO_METHODS and link.confirmed_at is None,
-    )
 
 
 def create_notification(
@@ -115,18 +44,34 @@ def create_notification(
     sensitive: bool = False,
     reason: str | None = None,
     pinned: Route | None = None,
+    category: NotificationCategory | None = None,
+    urgent: bool = False,
+    bundle: bool = False,
 ) -> tuple[Notification, bool]:
     """Add a notification and its delivery to the session; return it and whether it is new.
 
     The same ``idempotency_key`` twice returns the first notification and adds nothing
     (DL-02), also when two requests race: the database's unique constraint decides.
-    ``pinned`` replaces the recipient's usual :func:`route` (an admin testing one chat tool).
+    ``pinned`` replaces the recipient's usual :func:`routing.route` (an admin testing one
+    chat tool); ``category`` is the organization's default one when None.
     """
     if idempotency_key:
         existing = _find_by_key(organization, idempotency_key)
         if existing:
             return existing, False
-    chosen = pinned or route(recipient)
+    category = category or categories.default(organization)
+    chosen = pinned or route(recipient, category)
+    now = utcnow()
+    # Routed (not pinned), not urgent and not off: it may wait. A digest category waits for its
+    # digest (skipped, due at the digest time); else, outside the member's working hours, the
+    # delivery is due when they begin: the worker's sweep sends it then, paced like any other.
+    waits = not (pinned or chosen.off or urgent or bundle)
+    digest_at: datetime | None = None
+    held_until: datetime | None = None
+    if waits and (schedule := hours.schedule_for(recipient, organization, category)):
+        digest_at = schedule.next_at(now)
+    elif waits:
+        held_until = hours.hold_until(recipient, organization, now, urgent=False)
     notification = Notification(
         organization_id=organization.id,
         recipient_id=recipient.id,
@@ -135,6 +80,8 @@ def create_notification(
         url=url,
         idempotency_key=idempotency_key,
         sensitive=sensitive,
+        category_id=category.id,
+        urgent=urgent,
     )
     # Sensitive content waits until the member confirms an automatic match (HELD_REASON).
     held = sensitive and chosen.unconfirmed and organization.hold_sensitive_until_confirmed
@@ -143,19 +90,20 @@ def create_notification(
         channel=chosen.channel,
         integration_id=chosen.integration_id,
         chat_account_id=chosen.chat_account_id,
-        state=DeliveryState.SKIPPED if held else DeliveryState.PENDING,
-        reason=HELD_REASON if held else (reason or chosen.reason),
-        next_attempt_at=utcnow(),
+        # Off for this member: nothing goes out, and the skipped row tells the log why.
+        state=DeliveryState.SKIPPED if held or chosen.off or digest_at else DeliveryState.PENDING,
+        reason=_reason(held, digest_at, held_until) or reason or chosen.reason,
+        next_attempt_at=digest_at or held_until or now,
     )
     notification.deliveries.append(delivery)
-    if chosen.also_email:
+    if chosen.also_email and not digest_at:  # a digest carries both channels itself
         notification.deliveries.append(
             Delivery(
                 organization_id=organization.id,
                 channel=transports.default.key,
                 state=DeliveryState.PENDING,
-                reason="member_preference",
-                next_attempt_at=utcnow(),
+                reason=hours.HELD_QUIET_HOURS if held_until else chosen.also_email_reason,
+                next_attempt_at=held_until or now,
             )
         )
     db.session.add(notification)
@@ -173,6 +121,15 @@ def create_notification(
             raise
         return existing, False
     return notification, True
+
+
+def _reason(held: bool, digest_at: datetime | None, held_until: datetime | None) -> str | None:
+    """Why a delivery waits, if it does."""
+    if held:
+        return HELD_REASON
+    if digest_at:
+        return hours.DIGEST_PENDING
+    return hours.HELD_QUIET_HOURS if held_until else None
 
 
 def _find_by_key(organization: Organization, key: str) -> Notification | None:

@@ -14,6 +14,7 @@ import time
 from huey.consumer import Consumer
 
 from .. import create_app
+from ..preferences import digests
 from ..tasks import bind_app, huey
 from . import dispatcher, jobs
 
@@ -24,6 +25,7 @@ def _keep_sweeping(interval: float) -> None:
     while True:
         time.sleep(interval)
         jobs._wake()
+        digests.build_now()
 
 
 def main(argv: list[str] | None = None) -> None:

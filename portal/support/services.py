@@ -151,8 +151,10 @@ def recent_deliveries(
         DeliveryLine(
             d,
             n,
-            explain_outcome(d.channel, d.state.value, d.last_error_code, d.attempts, d.reason),
-            explain_reason(d.reason),
+            explain_outcome(
+                d.channel, d.state.value, d.last_error_code, d.attempts, d.reason, d.next_attempt_at
+            ),
+            explain_reason(d.reason, d.next_attempt_at),
         )
         for d, n in rows
     ]
@@ -186,6 +188,7 @@ def why_not(organization: Organization, user: User, notification: Notification) 
             delivery.last_error_code,
             delivery.attempts,
             delivery.reason,
+            delivery.next_attempt_at,
         )
         if delivery.state is DeliveryState.SENT:
             transport = transports.get(delivery.channel)

@@ -75,9 +75,11 @@ def _deliver_until(app: Any, stop: threading.Event) -> None:
     queued would otherwise wait half a minute for them after its last step.
     """
     from portal.notifications import dispatcher
+    from portal.preferences import digests
 
     with app.app_context():
         while not stop.is_set():
+            digests.build_due()
             dispatcher.run_due(limit=4)
             db.session.remove()
             stop.wait(0.2)
@@ -87,6 +89,7 @@ def _deliver_until(app: Any, stop: threading.Event) -> None:
 class Portal:
     url: str
     database: Path
+    app: Any
 
 
 @pytest.fixture
@@ -115,7 +118,7 @@ def portal(sandbox: RunningSandbox, demo_database: Path, tmp_path: Path) -> Iter
     sandbox.configure(portal_url=url)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Portal(url, database)
+    yield Portal(url, database, app)
     stop.set()
     worker.join(timeout=30)
     server.shutdown()

@@ -202,7 +202,7 @@ def test_rate_limit_answers_429_with_retry_after(
 def test_openapi_description(client: Any) -> None:
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/notifications", "/notifications/{id}"}
+    assert set(spec["paths"]) == {"/notifications", "/notifications/{id}", "/categories"}
     responses = spec["paths"]["/notifications"]["post"]["responses"]
     assert {"202", "400", "401", "403", "413", "415", "422", "429"} <= set(responses)
 
