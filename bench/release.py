@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import dispatch  # noqa: E402
 import time_machine  # noqa: E402
-from dispatch import build, sent_stats  # noqa: E402
-from dispatch_chatwork import Counter, connect  # noqa: E402
+from dispatch import build  # noqa: E402
+from dispatch_chatwork import Counter, connect, drain  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from portal.accounts.models import Organization, User  # noqa: E402
@@ -138,17 +138,7 @@ def main() -> None:
         counter = Counter()
         chatwork.api_call = counter  # type: ignore[assignment]
         time.sleep(window)  # let the sync's requests leave the window: measure sends only
-        started = time.monotonic()
-        deadline = started + max(120.0, 5 * args.members * window / limit)
-        with app.app_context():
-            while time.monotonic() < deadline:
-                dispatcher.run_due()
-                sent, _ = sent_stats(app)
-                if sent >= args.members:
-                    break
-                time.sleep(0.02)
-        elapsed = time.monotonic() - started
-        sent, _ = sent_stats(app)
+        sent, elapsed = drain(app, args.members, max(120.0, 5 * args.members * window / limit))
         per_room = Tally(
             {room_id: len(room.messages) for room_id, room in box.state.chatwork.rooms.items()}
         )

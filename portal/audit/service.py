@@ -80,3 +80,9 @@ def record(
         event.request_id = g.get("request_id")
     db.session.add(event)
     return event
+
+
+def changed(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Only the fields that differ, as ``before`` and ``after`` of a change's event."""
+    keys = [key for key in after if before.get(key) != after[key]]
+    return {key: before.get(key) for key in keys}, {key: after[key] for key in keys}

@@ -248,14 +248,14 @@ def update(
     after = _snapshot(category)
     if before == after:
         return False
-    organization = db.session.get(Organization, category.organization_id)
+    old, new = audit.changed(before, after)
     audit.record(
         "category.changed",
-        organization=organization,
+        organization=db.session.get(Organization, category.organization_id),
         actor=actor,
         target=("category", category.id, category.key),
-        before={k: v for k, v in before.items() if after[k] != v},
-        after={k: v for k, v in after.items() if before[k] != v},
+        before=old,
+        after=new,
     )
     db.session.commit()
     return True

@@ -154,18 +154,34 @@ def set_company_hours(
         "work_end": closes,
         "holidays_off": holidays_off,
     }
-    before = {name: getattr(organization, name) for name in values}
-    if before == values:
-        return False
-    for name, value in values.items():
-        setattr(organization, name, value)
-    audit.record(
+    return _apply(
+        organization,
+        values,
         "organization.hours_changed",
         organization=organization,
         actor=actor,
         target=("organization", organization.id, organization.name),
-        before={k: v for k, v in before.items() if values[k] != v},
-        after={k: v for k, v in values.items() if before[k] != v},
+    )
+
+
+def _apply(
+    row: Organization | User,
+    values: dict[str, object],
+    action: str,
+    *,
+    organization: Organization | None,
+    actor: User,
+    target: tuple[str, int, str],
+) -> bool:
+    """Set ``values`` on ``row`` if any differs; audit what changed; commit."""
+    before = {name: getattr(row, name) for name in values}
+    if before == values:
+        return False
+    for name, value in values.items():
+        setattr(row, name, value)
+    old, new = audit.changed(before, values)
+    audit.record(
+        action, organization=organization, actor=actor, target=target, before=old, after=new
     )
     db.session.commit()
     return True
@@ -183,18 +199,11 @@ def set_member_hours(user: User, *, zone: object, start: object, end: object) ->
         raise HoursError("work_end", str(_l("Give both a start and an end, or neither.")))
     if values["work_start"] and values["work_end"] and values["work_start"] >= values["work_end"]:
         raise HoursError("work_end", str(_l("The end must be later than the start.")))
-    before = {name: getattr(user, name) for name in values}
-    if before == values:
-        return False
-    for name, value in values.items():
-        setattr(user, name, value)
-    audit.record(
+    return _apply(
+        user,
+        dict(values),
         "member.hours_changed",
         organization=db.session.get(Organization, user.organization_id),
         actor=user,
         target=("user", user.id, user.name),
-        before=before,
-        after=values,
     )
-    db.session.commit()
-    return True
