@@ -139,10 +139,14 @@ def main() -> None:
         chatwork.api_call = counter  # type: ignore[assignment]
         time.sleep(window)  # let the sync's requests leave the window: measure sends only
         sent, elapsed = drain(app, args.members, max(120.0, 5 * args.members * window / limit))
-        per_room = Tally(
-            {room_id: len(room.messages) for room_id, room in box.state.chatwork.rooms.items()}
+        # Each member's text is unique ("…（n）"): a text received twice is a duplicate send.
+        per_text = Tally(
+            message.body
+            for room in box.state.chatwork.rooms.values()
+            for message in room.messages
+            if "今週の目標が更新されました" in message.body
         )
-        received = sum(per_room.values())
+        received = sum(per_text.values())
         per_second = sent / elapsed
         print(
             json.dumps(
@@ -156,7 +160,8 @@ def main() -> None:
                         "sent": sent,
                         "lost": args.members - sent,
                         "received_by_sandbox": received,
-                        "duplicates": sum(n - 1 for n in per_room.values() if n > 1),
+                        "duplicates": sum(n - 1 for n in per_text.values() if n > 1),
+                        "by_email": args.members - len(links),
                         "drain_seconds": round(elapsed, 2),
                         "real_drain_hours": round(elapsed / args.window_scale / 3600, 2),
                         "limit": f"{limit} per {window:g} s (300 per 300 s x {args.window_scale})",

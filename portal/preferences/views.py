@@ -13,18 +13,16 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from ..accounts.models import Organization, User
+from ..accounts.models import Organization
 from ..accounts.permissions import Permission, require
 from ..accounts.tenancy import current_organization
 from ..converters import parse_id
-from ..database import utcnow
 from ..extensions import db
 from ..htmx import is_partial_request
 from ..integrations.registry import providers
 from ..notifications import routing
-from ..notifications.explain import explain_route, local_time
-from . import categories, choices, hours
-from .models import CHANNEL_KINDS, NotificationCategory
+from . import categories, choices, hours, overview
+from .models import NotificationCategory
 
 bp = Blueprint("preferences", __name__)
 
@@ -140,34 +138,6 @@ def tool_order() -> ResponseReturnValue:
     return redirect(url_for("preferences.category_list"))
 
 
-def _preview(user: User, organization: Organization) -> list[dict[str, object]]:
-    """Each category with the member's option, what may be chosen, and where the next
-    notification of it would go now."""
-    stored = choices.stored(user)
-    rows = []
-    for category in categories.all_for(organization):
-        preference = stored.get(category.id)
-        route = routing.decide(routing.situation(user, category))
-        next_one = explain_route(route)
-        schedule = hours.schedule_for(user, organization, category)
-        if schedule and not route.off:
-            next_one += " " + _(
-                "In your digest of %(when)s %(zone)s.", **local_time(schedule.next_at(utcnow()))
-            )
-        digest = choices.digest_of(preference)
-        rows.append(
-            {
-                "category": category,
-                "option": choices.option_of(category, preference),
-                "allowed": [o for o in choices.OPTIONS if choices.allowed(category, o)],
-                "locked": [kind for kind in CHANNEL_KINDS if category.locked(kind)],
-                "next": next_one,
-                "digest": digest,
-            }
-        )
-    return rows
-
-
 @bp.route("/me/preferences", methods=["GET", "POST"])
 @require(Permission.VIEW_OWN_ACCOUNTS)
 def my_preferences() -> ResponseReturnValue:
@@ -209,7 +179,7 @@ def my_preferences() -> ResponseReturnValue:
     return render_template(
         "preferences/mine.html",
         organization=organization,
-        rows=_preview(user, organization),
+        rows=overview.rows(user, organization),
         tools=choices.linked_tools(user),
         tool=user.preferred_provider,
         option_labels=choices.OPTION_LABELS,

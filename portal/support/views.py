@@ -16,6 +16,7 @@ from ..me import services as member_services
 from ..notifications import stuck
 from ..notifications.backoff import MAX_ATTEMPTS
 from ..notifications.explain import STATE_LABELS, explain_error
+from ..preferences import choices, hours, overview
 from . import bp, services
 
 
@@ -51,6 +52,9 @@ def member(user_id: int) -> str:
         deliveries=services.recent_deliveries(organization, user),
         notification=notification,
         why=services.why_not(organization, user, notification) if notification else [],
+        routes=overview.rows(user, organization),
+        zone=hours.member_zone(user, organization),
+        option_labels=choices.OPTION_LABELS,
         state_labels=STATE_LABELS,
         audit_label=lambda key: ACTIONS[key].summary if key in ACTIONS else key,
     )

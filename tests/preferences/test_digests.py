@@ -129,7 +129,7 @@ def test_the_members_own_digest_beats_the_companys(
     assert answer.status_code == 302
     schedule = hours.schedule_for(tenants["member"], tenants["own"], goals)
     assert schedule is not None and (schedule.mode, schedule.weekday) == ("weekly", 5)
-    assert "のまとめに入ります" in member_client.get("/me/preferences").text
+    assert "のまとめ通知に入ります" in member_client.get("/me/preferences").text
     bad = member_client.post_form(
         "/me/preferences", {f"c{goals.id}_digest": "daily", f"c{goals.id}_digest_time": "25:00"}
     )

@@ -191,3 +191,17 @@ def test_the_api_lists_and_creates_categories(
         client, api_key, recipient_email="member@demo.example", category="pulse"
     )
     assert sent.status_code == 202
+
+
+def test_support_sees_where_each_kind_goes_for_a_member(
+    app: Any, tenants: dict[str, Any], member_client: Any, two_tools: dict[str, Any]
+) -> None:
+    by_key = ids(tenants)
+    member_client.post_form(PAGE, {f"category_{by_key['survey']}": "off"})
+    lock(tenants, "one_on_one", chat_locked=True)
+    staff = app.test_client()
+    staff.login(tenants["support"])
+    page = staff.get(f"/support/members/{tenants['member'].id}?org=demo").text
+    assert 'id="support-routes"' in page
+    assert "送信しません（メンバーがこのカテゴリをオフにしています）" in page
+    assert "会社が変更を禁止" in page and "SlackのDM" in page
