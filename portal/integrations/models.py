@@ -427,6 +427,13 @@ class Invitation(db.Model):  # type: ignore[name-defined]
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     #: When the member first chose to link from it; the link itself spends it (``LINKED``).
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The token itself, sealed to this row, only until its e-mail is sent: the background job
+    #: reads it here, so the task queue carries ids, never a working link (migration 0016).
+    token_sealed: Mapped[Any] = mapped_column(EncryptedJSON, nullable=True)
+
+    @property
+    def owner(self) -> str:
+        return f"invitation:{self.id}:org:{self.organization_id}"
 
     def expired(self, now: datetime) -> bool:
         return self.state is not InvitationState.LINKED and self.expires_at <= now

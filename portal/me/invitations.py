@@ -24,6 +24,7 @@ from sqlalchemy import func, or_, select, update
 
 from ..accounts.models import Organization, User
 from ..audit import service as audit
+from ..crypto import SecretUnavailable, seal, unseal
 from ..database import utcnow
 from ..extensions import db
 from ..integrations.models import AccountLink, Integration, Invitation, InvitationState
@@ -100,7 +101,7 @@ def invite_unlinked(
             )
         )
     )
-    tokens: dict[int, str] = {}
+    queued: list[int] = []
     for member in members:
         if member.id in recent:
             continue
@@ -116,12 +117,13 @@ def invite_unlinked(
         )
         db.session.add(invitation)
         db.session.flush()
-        tokens[invitation.id] = token
+        invitation.token_sealed = seal(token, invitation.owner)
+        queued.append(invitation.id)
     invited = [member for member in members if member.id not in recent]
     direct = _direct_messages(integration, invited)
     counts = {
-        "invited": len(tokens),
-        "skipped_recent": len(members) - len(tokens),
+        "invited": len(queued),
+        "skipped_recent": len(members) - len(queued),
         "direct_messages": len(direct),
     }
     audit.record(
@@ -133,9 +135,8 @@ def invite_unlinked(
     )
     db.session.commit()
     wake(direct)
-    if tokens:
-        # The tokens travel in the task's arguments only: the database keeps their hashes.
-        send_invitations([[invitation_id, token] for invitation_id, token in tokens.items()])
+    if queued:
+        send_invitations(queued)
     return counts
 
 
@@ -183,17 +184,22 @@ def _direct_messages(integration: Integration, members: list[User]) -> list[Deli
 
 
 @task()
-def send_invitations(items: list[list[object]]) -> None:
-    """E-mail each invitation (``[id, token]``); a refused address marks it bounced."""
-    for invitation_id, token in items:
-        invitation = db.session.get(Invitation, int(str(invitation_id)))
+def send_invitations(invitation_ids: list[int]) -> None:
+    """E-mail each invitation; a refused address marks it bounced. Once sent (or bounced) the
+    sealed token is dropped: only its hash stays, to recognise the link."""
+    for invitation_id in invitation_ids:
+        invitation = db.session.get(Invitation, int(invitation_id))
         if invitation is None or invitation.state is not InvitationState.QUEUED:
             continue
         member = db.session.get(User, invitation.user_id)
         integration = db.session.get(Integration, invitation.integration_id)
-        if member is None or integration is None:
+        try:
+            token = unseal(invitation.token_sealed, invitation.owner)
+        except SecretUnavailable:
+            token = None
+        if member is None or integration is None or not isinstance(token, str):
             continue
-        url = mail.external_url("me.invitation", token=str(token))
+        url = mail.external_url("me.invitation", token=token)
         try:
             mail.send(
                 mail.build(
@@ -205,9 +211,12 @@ def send_invitations(items: list[list[object]]) -> None:
                 )
             )
             invitation.state = InvitationState.SENT
+            invitation.token_sealed = None
         except MailError as problem:
             log.warning("invitation %s not sent: %s", invitation.id, problem)
-            invitation.state = InvitationState.BOUNCED if problem.permanent else invitation.state
+            if problem.permanent:
+                invitation.state = InvitationState.BOUNCED
+                invitation.token_sealed = None
         db.session.commit()
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 import demodata
 from portal.accounts.permissions import Role
 from portal.audit.models import AuditEvent
+from portal.crypto import unseal
 from portal.database import utcnow
 from portal.extensions import db
 from portal.integrations.models import (
@@ -252,3 +253,27 @@ def test_the_member_list_invites_the_unlinked_its_search_finds(
     answer = admin_client.post_form(INVITE, {"q": "member37", "back": "members"})
     assert answer.status_code == 302 and "/members" in answer.headers["Location"]
     assert db.session.scalars(select(Invitation.user_id)).all() == [m37.id]
+
+
+def test_the_token_is_kept_only_sealed_and_only_until_the_mail_is_sent(
+    slack: Integration, admin_client: Any, sandbox: RunningSandbox, m37: Any
+) -> None:
+    sent: list[list[int]] = []
+    original = invitations.send_invitations
+    invitations.send_invitations = lambda ids: sent.append(ids)  # type: ignore[assignment]
+    try:
+        admin_client.post_form(INVITE, {"q": "member37"})
+    finally:
+        invitations.send_invitations = original
+    [ids] = sent
+    assert all(isinstance(i, int) for i in ids)  # the queue carries ids, never a link
+    invitation = db.session.get(Invitation, ids[0])
+    assert invitation is not None and invitation.token_sealed is not None
+    stored = invitation.token_sealed.stored  # what the database holds: ciphertext
+    token = unseal(invitation.token_sealed, invitation.owner)
+    assert isinstance(token, str) and token not in stored and len(token) > 30
+    original(ids)
+    db.session.refresh(invitation)
+    assert invitation.state is InvitationState.SENT and invitation.token_sealed is None
+    path = invitation_url(sandbox, M37)
+    assert invitations.find(path.rsplit("/", 1)[1]) is not None
