@@ -73,6 +73,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from .me import bp as me_bp
     from .notifications import bp as notifications_bp
     from .preferences.views import bp as preferences_bp
+    from .webhooks.views import bp as webhooks_bp
 
     for blueprint in (
         main_bp,
@@ -82,6 +83,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         notifications_bp,
         me_bp,
         preferences_bp,
+        webhooks_bp,
         audit_bp,
         api_bp,
     ):

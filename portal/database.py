@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import enum
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import DateTime, event
+from sqlalchemy import DateTime, Enum, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.types import TypeDecorator
 
@@ -18,6 +19,14 @@ from .extensions import db
 def utcnow() -> datetime:
     """Now, as an aware UTC datetime: every timestamp in the portal is UTC (DL-12)."""
     return datetime.now(UTC)
+
+
+def string_enum(cls: type[enum.Enum], length: int = 16) -> Enum:
+    """An enum stored as its values in a VARCHAR (no native type: adding a member needs no
+    ALTER TYPE on PostgreSQL, and SQLite has none)."""
+    return Enum(
+        cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    Enum,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -22,14 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..crypto import EncryptedJSON, SecretUnavailable, seal, unseal
-from ..database import UTCDateTime, utcnow
+from ..database import UTCDateTime, string_enum, utcnow
 from ..extensions import db
-
-
-def _enum(cls: type[enum.Enum], length: int = 24) -> Enum:
-    return Enum(
-        cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
-    )
 
 
 def _member_and_integration() -> tuple[ForeignKeyConstraint, ForeignKeyConstraint]:
@@ -81,7 +74,7 @@ class Integration(db.Model):  # type: ignore[name-defined]
     #: Provider key: "slack", "chatwork", "teams".
     provider: Mapped[str] = mapped_column(String(16))
     state: Mapped[IntegrationState] = mapped_column(
-        _enum(IntegrationState), default=IntegrationState.NOT_CONNECTED
+        string_enum(IntegrationState, 24), default=IntegrationState.NOT_CONNECTED
     )
     #: Slack team id, Chatwork account id, Entra tenant id.
     external_id: Mapped[str | None] = mapped_column(String(64))
@@ -182,7 +175,7 @@ class AccountLink(db.Model):  # type: ignore[name-defined]
     integration_id: Mapped[int] = mapped_column(Integer)
     user_id: Mapped[int] = mapped_column(Integer)
     chat_account_id: Mapped[int] = mapped_column(Integer)
-    method: Mapped[LinkMethod] = mapped_column(_enum(LinkMethod))
+    method: Mapped[LinkMethod] = mapped_column(string_enum(LinkMethod, 24))
     linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: When the member confirmed an automatic match ("this is me").
@@ -289,7 +282,7 @@ class BackgroundRun:
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(Integer)
     integration_id: Mapped[int] = mapped_column(Integer)
-    state: Mapped[SyncState] = mapped_column(_enum(SyncState), default=SyncState.QUEUED)
+    state: Mapped[SyncState] = mapped_column(string_enum(SyncState, 24), default=SyncState.QUEUED)
     #: Why the run failed (a short code the page explains).
     error: Mapped[str | None] = mapped_column(String(500))
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -420,7 +413,7 @@ class Invitation(db.Model):  # type: ignore[name-defined]
     user_id: Mapped[int] = mapped_column(Integer)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     state: Mapped[InvitationState] = mapped_column(
-        _enum(InvitationState), default=InvitationState.QUEUED
+        string_enum(InvitationState, 24), default=InvitationState.QUEUED
     )
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

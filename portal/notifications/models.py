@@ -7,7 +7,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
-    Enum,
     Float,
     ForeignKey,
     ForeignKeyConstraint,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..database import UTCDateTime, utcnow
+from ..database import UTCDateTime, string_enum, utcnow
 from ..extensions import db
 
 
@@ -38,10 +37,6 @@ class DeliveryState(enum.StrEnum):
 UNEXPECTED_ERROR = "unexpected_error"
 #: ``last_error_code`` of a row whose worker stopped mid-send (its lease ran out).
 LEASE_EXPIRED = "lease_expired"
-
-
-def _enum(cls: type[enum.Enum]) -> Enum:
-    return Enum(cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
 
 class Notification(db.Model):  # type: ignore[name-defined]
@@ -74,6 +69,12 @@ class Notification(db.Model):  # type: ignore[name-defined]
     )
     #: Time-critical: goes out at once, past quiet hours and digests (migration 0014).
     urgent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: The host asks the member to confirm they read it (a 「確認しました」 button in the DM).
+    ack_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     deliveries: Mapped[list[Delivery]] = relationship(
@@ -108,7 +109,7 @@ class Delivery(db.Model):  # type: ignore[name-defined]
         ForeignKey("chat_accounts.id", ondelete="SET NULL")
     )
     state: Mapped[DeliveryState] = mapped_column(
-        _enum(DeliveryState), default=DeliveryState.PENDING
+        string_enum(DeliveryState), default=DeliveryState.PENDING
     )
     #: Why this channel was chosen or skipped ("not_linked", "fallback:token_revoked", …).
     reason: Mapped[str | None] = mapped_column(String(64))
