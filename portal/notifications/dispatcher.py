@@ -1,10 +1,8 @@
 """The delivery worker's core: claim due deliveries with a lease, send, record the outcome.
 
-At-least-once: a delivery is claimed by setting ``state=sending`` and ``locked_until``; a
-worker killed mid-send leaves a lease that expires, and the row is claimed again (DL-09). On
-PostgreSQL concurrent workers claim with ``FOR UPDATE SKIP LOCKED`` so no row is handed to two
-of them (DL-11); on SQLite the claiming UPDATE is one statement under the database write lock.
-Outcomes are written only while this worker still holds the lease.
+At-least-once through :mod:`portal.outbox` (the lease/claim machinery webhooks share): a worker
+killed mid-send leaves a lease that expires and the row is claimed again (DL-09); concurrent
+workers never get the same row (DL-11); outcomes are written only under the lease.
 
 The send itself is the channel's transport (:mod:`.channels`: e-mail, a chat provider's DM);
 it answers with an outcome and this module records it:
@@ -24,17 +22,17 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app
-from sqlalchemy import case, or_, select, update
+from flask import current_app
+from sqlalchemy import select
 
 from ..accounts.models import User
 from ..database import utcnow, write_section
 from ..extensions import db
 from ..integrations.models import ChatAccount, Integration
+from ..outbox import Outbox, run_pipeline
 from .backoff import MAX_ATTEMPTS, retry_delay
 from .channels import Attempt, Failed, Later, Outcome, Retry, Sent, Transport
 from .models import LEASE_EXPIRED, UNEXPECTED_ERROR, Delivery, DeliveryState, Notification
@@ -49,48 +47,21 @@ def _config(name: str, default: Any) -> Any:
     return current_app.config.get(name, default)
 
 
+#: The deliveries table as an outbox: the claim and lease rules shared with webhooks.
+OUTBOX = Outbox(Delivery, MAX_ATTEMPTS)
+
+
 def due_filter(now: Any) -> Any:
-    """Rows a worker may claim: due pending/retrying rows, and rows whose lease ran out while
-    attempts remain (the rest are ended by :func:`end_exhausted_leases`, never re-sent)."""
-    return or_(
-        (Delivery.state.in_([DeliveryState.PENDING, DeliveryState.RETRYING]))
-        & (Delivery.next_attempt_at <= now),
-        (Delivery.state == DeliveryState.SENDING)
-        & (Delivery.locked_until < now)
-        & (Delivery.attempts < MAX_ATTEMPTS),
-    )
+    """Rows a worker may claim (see :meth:`Outbox.due_filter`)."""
+    return OUTBOX.due_filter(now)
 
 
 def end_exhausted_leases() -> list[int]:
     """End every row whose worker died mid-send on its last attempt: ``dead``, e-mail fallback.
 
-    A send that kills its worker each time (a crash in a C library, the OOM killer) leaves
-    nothing to catch; the claim counts each try, and once the count is spent the row is
-    ended here instead of being claimed again. Returns the ids ended (the caller alerts).
+    Returns the ids ended (the caller alerts).
     """
-    now = utcnow()
-    with write_section():
-        ids = list(
-            db.session.scalars(
-                update(Delivery)
-                .where(
-                    Delivery.state == DeliveryState.SENDING,
-                    Delivery.locked_until < now,
-                    Delivery.attempts >= MAX_ATTEMPTS,
-                )
-                .values(
-                    state=DeliveryState.DEAD,
-                    locked_by=None,
-                    locked_until=None,
-                    last_error_code=LEASE_EXPIRED,
-                    last_error="the worker stopped during every attempt",
-                    updated_at=now,
-                )
-                .returning(Delivery.id)
-                .execution_options(synchronize_session=False)
-            )
-        )
-        db.session.commit()
+    ids = OUTBOX.end_exhausted_leases()
     for delivery in db.session.scalars(select(Delivery).where(Delivery.id.in_(ids))):
         _add_fallback(delivery, LEASE_EXPIRED)
     return ids
@@ -98,87 +69,19 @@ def end_exhausted_leases() -> list[int]:
 
 def claim(limit: int, worker: str = WORKER_ID) -> list[int]:
     """Claim up to ``limit`` due deliveries for ``worker``; return their ids (committed)."""
-    now = utcnow()
-    lease = timedelta(seconds=_config("DELIVERY_LEASE_SECONDS", 60))
-    candidates = (
-        select(Delivery.id).where(due_filter(now)).order_by(Delivery.next_attempt_at).limit(limit)
-    )
-    if db.engine.dialect.name == "postgresql":
-        # A CTE is evaluated once, so the rows it locks are exactly the rows updated. (As an
-        # IN-subquery, PostgreSQL may rescan it per row and hand rows to two workers.)
-        picked = candidates.with_for_update(skip_locked=True).cte("picked")
-        target = Delivery.id == picked.c.id
-    else:
-        # SQLite runs the whole UPDATE under the database write lock: one claimer at a time.
-        target = Delivery.id.in_(candidates.scalar_subquery())
-    statement = (
-        update(Delivery)
-        .where(target)
-        .where(due_filter(now))
-        .values(
-            state=DeliveryState.SENDING,
-            locked_by=worker,
-            locked_until=now + lease,
-            attempts=Delivery.attempts + 1,
-            # A row still ``sending`` here was left by a worker that stopped mid-send.
-            lease_expiries=Delivery.lease_expiries
-            + case((Delivery.state == DeliveryState.SENDING, 1), else_=0),
-            last_error_code=case(
-                (Delivery.state == DeliveryState.SENDING, LEASE_EXPIRED),
-                else_=Delivery.last_error_code,
-            ),
-            updated_at=now,
-        )
-        .returning(Delivery.id)
-        .execution_options(synchronize_session=False)
-    )
-    with write_section():
-        ids = list(db.session.scalars(statement))
-        db.session.commit()
-    return ids
+    return OUTBOX.claim(limit, worker, float(_config("DELIVERY_LEASE_SECONDS", 60)))
 
 
 def run_due(limit: int | None = None, worker: str = WORKER_ID) -> int:
-    """Send everything due now, ``DELIVERY_CONCURRENCY`` at a time; return how many ran.
-
-    A pipeline, not batch-by-batch: as soon as a send finishes another row is claimed, so one
-    slow provider call never holds up the rest of a batch.
-    """
-    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    concurrency = int(_config("DELIVERY_CONCURRENCY", 8))
-    batch = int(_config("DELIVERY_BATCH", 32))
-    done = 0
-    running: set[Future[None]] = set()
-    exhausted = False
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="deliver") as pool:
-        while True:
-            room = concurrency * 2 - len(running)
-            # Refill in chunks (when half the window is free): one claim per row would cost
-            # more than the sends themselves.
-            if not exhausted and len(running) <= concurrency and (limit is None or done < limit):
-                wanted = min(batch, room) if limit is None else min(batch, room, limit - done)
-                ids = claim(wanted, worker)
-                exhausted = len(ids) < wanted
-                for delivery_id in ids:
-                    running.add(pool.submit(_deliver_in, app, delivery_id, worker))
-                done += len(ids)
-            if not running:
-                break
-            finished, running = wait(running, return_when=FIRST_COMPLETED, timeout=1.0)
-            if finished and exhausted and (limit is None or done < limit):
-                exhausted = False  # a send finished: look again for rows that became due
-            if not finished:
-                continue
-    return done
-
-
-def _deliver_in(app: Flask, delivery_id: int, worker: str) -> None:
-    with app.app_context():
-        try:
-            deliver(delivery_id, worker)
-        except Exception:  # one bad row must not stop the batch; its lease will expire
-            log.exception("delivery %s crashed", delivery_id)
-            db.session.rollback()
+    """Send everything due now, ``DELIVERY_CONCURRENCY`` at a time; return how many ran."""
+    return run_pipeline(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        lambda wanted: claim(wanted, worker),
+        lambda delivery_id: deliver(delivery_id, worker),
+        concurrency=int(_config("DELIVERY_CONCURRENCY", 8)),
+        batch=int(_config("DELIVERY_BATCH", 32)),
+        limit=limit,
+    )
 
 
 def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
@@ -254,24 +157,7 @@ def _record_crash(delivery_id: int, worker: str, exc: Exception) -> None:
 
 def _finish(delivery: Delivery, worker: str, **values: Any) -> bool:
     """Write the outcome only if this worker still holds the lease; release it."""
-    values.setdefault("locked_by", None)
-    values.setdefault("locked_until", None)
-    with write_section():
-        result = db.session.execute(
-            update(Delivery)
-            .where(
-                Delivery.id == delivery.id,
-                Delivery.locked_by == worker,
-                Delivery.state == DeliveryState.SENDING,
-            )
-            .values(updated_at=utcnow(), **values)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        log.warning("delivery %s: lease lost before the outcome was written", delivery.id)
-        return False
-    return True
+    return OUTBOX.finish(delivery.id, worker, **values)
 
 
 def _reschedule(
