@@ -102,6 +102,16 @@ class BaseConfig:
     DELIVERY_SWEEP_SECONDS = float(_env("DELIVERY_SWEEP_SECONDS", "10") or 10)
     DELIVERY_AUTOWAKE = True
 
+    #: Outbound webhooks: sends in flight per worker, seconds before an answer counts as lost,
+    #: and whether an endpoint may be plain http or reach a receiver on this machine (loopback;
+    #: development and tests only — private and metadata addresses are refused everywhere).
+    WEBHOOK_CONCURRENCY = int(_env("WEBHOOK_CONCURRENCY", "16") or 16)
+    WEBHOOK_TIMEOUT_SECONDS = float(_env("WEBHOOK_TIMEOUT_SECONDS", "15") or 15)
+    WEBHOOK_REQUIRE_HTTPS = True
+    WEBHOOK_ALLOW_LOOPBACK = False
+    #: How long the secret before a rotation keeps signing, so receivers can switch over.
+    WEBHOOK_ROTATION_OVERLAP_HOURS = 24
+
     MEMBERS_PER_PAGE = 50
     AUDIT_PER_PAGE = 50
     SANDBOX = False
@@ -126,6 +136,8 @@ class DevelopmentConfig(BaseConfig):
     SECRET_KEY = _env("SECRET_KEY", DEV_SECRET_KEY)
     PORTAL_ENCRYPTION_KEYS = _env("PORTAL_ENCRYPTION_KEYS", DEV_ENCRYPTION_KEY)
     SANDBOX = True
+    WEBHOOK_REQUIRE_HTTPS = False  # the sandbox's receiver is plain http on loopback
+    WEBHOOK_ALLOW_LOOPBACK = True
     PROVIDER_CA_BUNDLE = _env("PROVIDER_CA_BUNDLE", str(INSTANCE / "sandbox-ca" / "ca.pem"))
 
     def __init__(self) -> None:

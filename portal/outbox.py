@@ -90,12 +90,13 @@ class Outbox:
             db.session.commit()
         return ids
 
-    def end_exhausted_leases(self) -> list[int]:
+    def end_exhausted_leases(self, also: Callable[[list[int]], None] | None = None) -> list[int]:
         """End every row whose worker died mid-send on its last attempt (``dead``).
 
         A send that kills its worker each time (a crash in a C library, the OOM killer)
         leaves nothing to catch; the claim counts each try, and once the count is spent the
-        row is ended here instead of being claimed again. Returns the ids ended.
+        row is ended here instead of being claimed again. Returns the ids ended; ``also(ids)``
+        adds what must commit with them.
         """
         m = self.model
         now = utcnow()
@@ -120,6 +121,8 @@ class Outbox:
                     .execution_options(synchronize_session=False)
                 )
             )
+            if ids and also is not None:
+                also(ids)
             db.session.commit()
         return ids
 

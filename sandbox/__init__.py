@@ -17,7 +17,7 @@ from sandbox.config import Settings
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the sandbox WSGI app. `config` holds Settings fields (portal_url, instance_dir, …)."""
     # Imported here so that importing `sandbox` (e.g. for sandbox.config) stays cheap.
-    from sandbox import control, inspector, traffic
+    from sandbox import control, inspector, traffic, webhooks
     from sandbox.chatwork import api as chatwork_api
     from sandbox.chatwork import oauth as chatwork_oauth
     from sandbox.chatwork import www as chatwork_www
@@ -52,5 +52,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         control.bp,
     ):
         app.register_blueprint(blueprint)
+    webhooks.init_app(app)
     traffic.init_app(app)
     return app

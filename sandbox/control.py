@@ -45,6 +45,8 @@ Actions
   POST /_control/slack/people               {"team_id", "action": "join" | "change" | "leave",
                                             "email", "name"?, "tz"? (IANA)}: team_join /
                                             user_change to the portal
+  GET/POST /_control/webhooks (+ /reset)     the webhook receiver at /hooks/<name>: what
+                                            arrived, and its switches (see sandbox/webhooks.py)
   POST /_control/teams/app                  {"tenant_id", "reupload"?, "remove"?, "block"?: [...],
                                             "unblock"?: [...]}: the app in the org catalog
 """
@@ -55,7 +57,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from sandbox import actions
+from sandbox import actions, webhooks
 from sandbox.state import current_state
 
 bp = Blueprint("control", __name__, url_prefix="/_control")
@@ -78,8 +80,9 @@ def _bad_request(error: ValueError) -> tuple[Response, int]:
 
 @bp.post("/reset")
 def reset() -> Response:
-    """Back to the seeded state."""
+    """Back to the seeded state (the webhook receiver's inbox too)."""
     current_state().reset()
+    webhooks.reset()
     return jsonify(ok=True)
 
 

@@ -39,7 +39,7 @@ def upgrade():
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('event_types', sa.JSON(), nullable=False),
     sa.Column('include_content', sa.Boolean(), server_default=sa.text('0'), nullable=False),
-    sa.Column('secret', sa.Text(), nullable=False),
+    sa.Column('secret', sa.Text(), nullable=True),
     sa.Column('previous_secret', sa.Text(), nullable=True),
     sa.Column('previous_secret_until', sa.DateTime(timezone=True), nullable=True),
     sa.Column('enabled', sa.Boolean(), server_default=sa.text('1'), nullable=False),

@@ -12,6 +12,7 @@ from ..notifications import mail
 from ..notifications.explain import explain_error
 from ..tasks import task
 from ..templating import provider_name
+from ..webhooks import reports
 from .models import AccountLink, Integration, IntegrationState
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ def mark_needs_reconnect(integration: Integration, reason: str) -> None:
         before={"state": before},
         after={"state": integration.state.value, "reason": reason},
     )
+    reports.integration_event("integration.needs_reconnect", integration, reason[:200])
 
 
 def flag_link(link: AccountLink, reason: str) -> None:

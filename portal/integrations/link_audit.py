@@ -4,6 +4,7 @@ The support console's link history (``support/services.py``) and the audit log r
 records back, so a link made by the admin, an e-mail match, a Chatwork name suggestion or a
 CSV import must describe the account the same way. The module sits below ``linking`` so that
 provider packages and ``transfer`` can write the records without importing the link services.
+Each record also reports the change to the organization's webhook endpoints.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from ..accounts.models import Organization, User
 from ..audit import service as audit
+from ..webhooks import reports
 from .models import ChatAccount, Integration, LinkMethod
 
 
@@ -50,6 +52,9 @@ def record_link_created(
         after=link_data(integration, account, method),
         data=data,
     )
+    reports.link_event(
+        "link.created", integration, user_id=member[0], account=account, method=method
+    )
 
 
 def record_link_removed(
@@ -70,4 +75,7 @@ def record_link_removed(
         target=("user", *member),
         before=link_data(integration, account, method),
         data=data,
+    )
+    reports.link_event(
+        "link.removed", integration, user_id=member[0], account=account, method=method
     )

@@ -20,6 +20,7 @@ from ..accounts.models import Organization, User
 from ..audit import service as audit
 from ..database import utcnow
 from ..extensions import db
+from ..webhooks import reports
 from .health import alert_admins, mark_needs_reconnect
 from .models import AccountLink, ChatAccount, Integration, IntegrationState, LinkBatch
 from .providers.base import ChatProvider, ConnectionData, ProviderError
@@ -89,6 +90,8 @@ def save_connection(
         before=before,
         after=_describe(integration),
     )
+    db.session.flush()  # the event names the integration's id
+    reports.integration_event("integration.connected", integration)
     return integration
 
 
@@ -122,6 +125,7 @@ def disconnect(provider: ChatProvider, integration: Integration, actor: User) ->
         after=_describe(integration),
         data={"revoked_at_provider": revoked, "links_kept": links or 0},
     )
+    reports.integration_event("integration.disconnected", integration)
     db.session.commit()
     return revoked
 

@@ -22,6 +22,7 @@ from ..notifications.services import wake
 from ..notifications.transports import transports
 from ..support import events as _events  # noqa: F401  (registers the audit actions)
 from ..tasks import task
+from ..webhooks import reports
 from . import notices
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,15 @@ def disown(user: User, link: AccountLink) -> None:
             "method": link.method.value,
         },
     )
-    # unlink_account commits the event above with the removal, and sends the member's notice.
+    reports.link_event(
+        "link.disowned",
+        integration,
+        user_id=user.id,
+        account=account,
+        method=link.method,
+        link_id=link.id,
+    )
+    # unlink_account commits the events above with the removal, and sends the member's notice.
     linking.unlink_account(integration, user, actor=user)
     alert_admins_disowned(integration.id, user.id, account.name if account else "")
 
@@ -136,6 +145,18 @@ def confirm(user: User, link: AccountLink) -> int:
             "released": len(released),
         },
     )
+    integration = db.session.get(Integration, link.integration_id)
+    assert integration is not None
+    reports.link_event(
+        "link.confirmed",
+        integration,
+        user_id=user.id,
+        account=account,
+        method=link.method,
+        link_id=link.id,
+    )
+    for delivery in released:
+        reports.notification_event("notification.released", delivery)
     db.session.commit()
     wake(released)
     return len(released)

@@ -33,6 +33,8 @@ from ..database import utcnow, write_section
 from ..extensions import db
 from ..integrations.models import ChatAccount, Integration
 from ..outbox import Outbox, run_pipeline
+from ..preferences.hours import HELD_QUIET_HOURS
+from ..webhooks import reports
 from .backoff import MAX_ATTEMPTS, retry_delay
 from .channels import Attempt, Failed, Later, Outcome, Retry, Sent, Transport
 from .models import LEASE_EXPIRED, UNEXPECTED_ERROR, Delivery, DeliveryState, Notification
@@ -61,10 +63,15 @@ def end_exhausted_leases() -> list[int]:
 
     Returns the ids ended (the caller alerts).
     """
-    ids = OUTBOX.end_exhausted_leases()
+    ids = OUTBOX.end_exhausted_leases(also=_report_dead)
     for delivery in db.session.scalars(select(Delivery).where(Delivery.id.in_(ids))):
         _add_fallback(delivery, LEASE_EXPIRED)
     return ids
+
+
+def _report_dead(ids: list[int]) -> None:
+    for delivery in db.session.scalars(select(Delivery).where(Delivery.id.in_(ids))):
+        reports.notification_event("notification.dead", delivery)
 
 
 def claim(limit: int, worker: str = WORKER_ID) -> list[int]:
@@ -119,6 +126,8 @@ def _record(attempt: Attempt, transport: Transport | None, outcome: Outcome, wor
             _finish(
                 delivery,
                 worker,
+                report="notification.delivered",
+                notification=attempt.notification,
                 state=DeliveryState.SENT,
                 provider_message_id=message_id,
                 sent_at=utcnow(),
@@ -155,9 +164,29 @@ def _record_crash(delivery_id: int, worker: str, exc: Exception) -> None:
 # --- outcomes ---------------------------------------------------------------------------
 
 
-def _finish(delivery: Delivery, worker: str, **values: Any) -> bool:
-    """Write the outcome only if this worker still holds the lease; release it."""
-    return OUTBOX.finish(delivery.id, worker, **values)
+def _finish(
+    delivery: Delivery,
+    worker: str,
+    *,
+    report: str | None = None,
+    notification: Notification | None = None,
+    **values: Any,
+) -> bool:
+    """Write the outcome only if this worker still holds the lease; release it. ``report``
+    names the webhook event that tells the outcome, committed with it."""
+
+    def tell() -> None:
+        assert report is not None
+        if delivery.attempts == 1 and delivery.reason == HELD_QUIET_HOURS:
+            reports.notification_event("notification.released", delivery, notification)
+        extra = {"state": values["state"].value}
+        if values.get("last_error_code"):
+            extra["reason"] = values["last_error_code"]
+        if values.get("sent_at"):
+            extra["sent_at"] = values["sent_at"]
+        reports.notification_event(report, delivery, notification, **extra)
+
+    return OUTBOX.finish(delivery.id, worker, also=tell if report else None, **values)
 
 
 def _reschedule(
@@ -178,7 +207,12 @@ def _reschedule(
 def _retry_or_die(delivery: Delivery, worker: str, code: str, error: str) -> None:
     if delivery.attempts >= MAX_ATTEMPTS:
         if _finish(
-            delivery, worker, state=DeliveryState.DEAD, last_error_code=code, last_error=error[:500]
+            delivery,
+            worker,
+            report="notification.dead",
+            state=DeliveryState.DEAD,
+            last_error_code=code,
+            last_error=error[:500],
         ):
             _add_fallback(delivery, code)
         return
@@ -198,6 +232,7 @@ def _fail(delivery: Delivery, worker: str, code: str, error: str | None = None) 
     if _finish(
         delivery,
         worker,
+        report="notification.failed",
         state=DeliveryState.FAILED,
         last_error_code=code,
         last_error=(error or code)[:500],

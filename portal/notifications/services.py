@@ -24,6 +24,8 @@ from ..database import utcnow
 from ..extensions import db
 from ..preferences import categories, hours
 from ..preferences.models import NotificationCategory
+from ..webhooks import events as webhook_events
+from ..webhooks import reports
 from .jobs import deliver_now
 from .models import Delivery, DeliveryState, Notification
 from .routing import Route, route
@@ -31,6 +33,10 @@ from .transports import transports
 
 #: Reason of a chat delivery held until the member confirms an automatic link (state skipped).
 HELD_REASON = "held_unconfirmed"
+#: Skipped deliveries that wait for something (the others are off for good).
+HELD_REASONS = frozenset({HELD_REASON, hours.DIGEST_PENDING})
+#: Why routing passed over the member's chat tool for e-mail (see ``routing``).
+NOT_LINKED_REASONS = frozenset({"not_linked", "integration_unavailable"})
 
 
 def create_notification(
@@ -107,20 +113,42 @@ def create_notification(
             )
         )
     db.session.add(notification)
-    if not idempotency_key:
-        return notification, True
-    try:
-        db.session.flush()
-    except IntegrityError:
-        # A concurrent request with the same key won. SQLite's driver cannot roll back to a
-        # savepoint reliably, so the caller's transaction is rolled back as a whole: callers
-        # passing an idempotency key must not have other pending changes they need.
-        db.session.rollback()
-        existing = _find_by_key(organization, idempotency_key)
-        if existing is None:
-            raise
-        return existing, False
+    if idempotency_key:
+        try:
+            db.session.flush()
+        except IntegrityError:
+            # A concurrent request with the same key won. SQLite's driver cannot roll back to a
+            # savepoint reliably, so the caller's transaction is rolled back as a whole: callers
+            # passing an idempotency key must not have other pending changes they need.
+            db.session.rollback()
+            existing = _find_by_key(organization, idempotency_key)
+            if existing is None:
+                raise
+            return existing, False
+    _report_waiting(organization, notification)
     return notification, True
+
+
+def _report_waiting(organization: Organization, notification: Notification) -> None:
+    """Tell the webhook endpoints which deliveries wait (held) or will not go (skipped)."""
+    for delivery in notification.deliveries:
+        if delivery.state is DeliveryState.SKIPPED and delivery.reason in HELD_REASONS:
+            found: tuple[str, dict[str, object]] | None = (
+                "notification.held",
+                {"until": None if delivery.reason == HELD_REASON else delivery.next_attempt_at},
+            )
+        elif delivery.state is DeliveryState.SKIPPED:
+            found = ("notification.skipped", {})
+        elif delivery.reason == hours.HELD_QUIET_HOURS:
+            found = ("notification.held", {"until": delivery.next_attempt_at})
+        elif delivery.reason in NOT_LINKED_REASONS:
+            # The chat tool was passed over: the e-mail delivery says why.
+            found = ("notification.skipped", {"channel": "chat", "state": "skipped"})
+        else:
+            found = None
+        if found and webhook_events.listening(organization.id, found[0]):
+            db.session.flush()  # the event names the notification's and delivery's ids
+            reports.notification_event(found[0], delivery, notification, **found[1])
 
 
 def _reason(held: bool, digest_at: datetime | None, held_until: datetime | None) -> str | None:

@@ -16,6 +16,7 @@ from huey.consumer import Consumer
 from .. import create_app
 from ..preferences import digests
 from ..tasks import bind_app, huey
+from ..webhooks import sender as webhooks
 from . import dispatcher, jobs
 
 
@@ -25,12 +26,14 @@ def _keep_sweeping(interval: float) -> None:
     while True:
         time.sleep(interval)
         jobs._wake()
+        webhooks.wake()
         digests.build_now()
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m portal.notifications.worker")
-    parser.add_argument("--threads", type=int, default=2, help="huey worker threads")
+    # Notification passes, webhook passes, digests and syncs each hold a thread while they run.
+    parser.add_argument("--threads", type=int, default=4, help="huey worker threads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # huey logs two lines per task run, and the sweep thread wakes it every few seconds: keep

@@ -24,6 +24,7 @@ from ..notifications import mail
 from ..notifications.models import Delivery, DeliveryState, Notification
 from ..notifications.services import create_notification, wake
 from ..tasks import crontab, periodic_task, task
+from ..webhooks import reports
 from .hours import DIGEST_PENDING
 from .models import NotificationCategory
 
@@ -119,6 +120,10 @@ def _build_one(organization_id: int, user_id: int, category_id: int | None, due:
         .values(reason=f"{DIGESTED}{digest.id}", updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    for notification, delivery in items:
+        reports.notification_event(
+            "notification.released", delivery, notification, reason=f"{DIGESTED}{digest.id}"
+        )
     db.session.commit()
     wake(digest.deliveries)
     return 1

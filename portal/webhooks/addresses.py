@@ -15,13 +15,15 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from flask_babel import gettext as _
+
 MAX_URL = 2000
 #: Cloud metadata addresses outside the ranges ``ipaddress`` already refuses (AWS's IPv6 one).
 METADATA = frozenset({ipaddress.ip_address("fd00:ec2::254")})
 
 
 class UnsafeWebhookURL(ValueError):
-    """``reason`` says in plain English why the URL is refused (shown in the form)."""
+    """``reason`` says why the URL is refused, in the current language (shown in the form)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -32,21 +34,25 @@ def check_url(url: str, *, require_https: bool) -> str:
     """The URL, stripped, if it may be saved; else UnsafeWebhookURL."""
     url = url.strip()
     if len(url) > MAX_URL:
-        raise UnsafeWebhookURL(f"the URL is longer than {MAX_URL} characters")
+        raise UnsafeWebhookURL(_("The URL is longer than %(limit)d characters.", limit=MAX_URL))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise UnsafeWebhookURL("this is not a valid URL") from None
+        raise UnsafeWebhookURL(_("This is not a valid URL.")) from None
     allowed = ("https",) if require_https else ("https", "http")
     if parts.scheme not in allowed:
-        raise UnsafeWebhookURL("the URL must start with " + " or ".join(f"{s}://" for s in allowed))
+        raise UnsafeWebhookURL(
+            _("The URL must start with https://.")
+            if require_https
+            else _("The URL must start with https:// or http://.")
+        )
     if not parts.hostname:
-        raise UnsafeWebhookURL("the URL has no host")
+        raise UnsafeWebhookURL(_("The URL has no host name."))
     if parts.username or parts.password:
-        raise UnsafeWebhookURL("the URL must not contain a user name or password")
+        raise UnsafeWebhookURL(_("The URL must not contain a user name or password."))
     if port == 0:
-        raise UnsafeWebhookURL("the URL's port is not valid")
+        raise UnsafeWebhookURL(_("The URL's port is not valid."))
     return url
 
 
@@ -73,12 +79,19 @@ def check_resolved(
     (loopback only — private and metadata addresses stay refused)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as problem:
-        raise UnsafeWebhookURL(f"the host does not resolve ({problem})") from None
+    except (socket.gaierror, UnicodeError):
+        raise UnsafeWebhookURL(_("The host name %(host)s does not resolve.", host=host)) from None
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     for address in addresses:
         if allow_loopback and address.is_loopback:
             continue
         if not public(address):
-            raise UnsafeWebhookURL(f"the host resolves to {address}, which is not a public address")
+            raise UnsafeWebhookURL(
+                _(
+                    "%(host)s resolves to %(address)s, which is not a public address: webhooks"
+                    " cannot be sent to internal networks.",
+                    host=host,
+                    address=str(address),
+                )
+            )
     return addresses

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ..crypto import EncryptedJSON
+from ..crypto import EncryptedJSON, seal, unseal
 from ..database import UTCDateTime, string_enum, utcnow
 from ..extensions import db
 from ..notifications.models import DeliveryState
@@ -49,7 +49,7 @@ class WebhookEndpoint(db.Model):  # type: ignore[name-defined]
     #: Opt-in: notification events carry the title and body (off: ids and states only).
     include_content: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: ``whsec_…``, encrypted at rest; shown to the admin once, when made or rotated.
-    secret: Mapped[Any] = mapped_column(EncryptedJSON)
+    secret: Mapped[Any | None] = mapped_column(EncryptedJSON)
     #: The secret before the last rotation: it signs too until ``previous_secret_until``.
     previous_secret: Mapped[Any | None] = mapped_column(EncryptedJSON)
     previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -60,6 +60,31 @@ class WebhookEndpoint(db.Model):  # type: ignore[name-defined]
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def _owner(self) -> str:
+        # Sealed to this row: a ciphertext copied onto another endpoint does not decrypt.
+        assert self.id is not None, "flush the endpoint before giving it a secret"
+        return f"webhook_endpoint:{self.id}:org:{self.organization_id}"
+
+    def set_secret(self, secret: str, *, keep_previous_until: datetime | None = None) -> None:
+        """Store ``secret``; with ``keep_previous_until`` the current one keeps signing until
+        then (a rotation's overlap), else any previous secret is dropped."""
+        if keep_previous_until is not None and self.secret is not None:
+            self.previous_secret = self.secret
+            self.previous_secret_until = keep_previous_until
+        else:
+            self.previous_secret = None
+            self.previous_secret_until = None
+        self.secret = seal(secret, self._owner())
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign now, newest first: the current one, and the previous during
+        its overlap."""
+        found = [unseal(self.secret, self._owner())]
+        until = self.previous_secret_until
+        if self.previous_secret is not None and until is not None and until > now:
+            found.append(unseal(self.previous_secret, self._owner()))
+        return found
 
 
 class WebhookEvent(db.Model):  # type: ignore[name-defined]

@@ -21,9 +21,9 @@ from portal.webhooks.addresses import UnsafeWebhookURL, check_resolved, check_ur
         ("http://hooks.example/x", "https://"),
         ("https://" + "a" * 2000 + ".example/", "longer than"),
         ("https://user:pw@hooks.example/", "user name"),
-        ("https:///path-only", "no host"),
+        ("https:///path-only", "no host name"),
         ("https://[::1/", "not a valid URL"),
-        ("https://hooks.example:0/", "port"),
+        ("https://hooks.example:0/", "port is not valid"),
         ("javascript:alert(1)", "https://"),
     ],
 )
