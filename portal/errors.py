@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
 from .extensions import db
@@ -41,6 +41,20 @@ def render_error(status: int, message: str | None = None) -> tuple[str | Respons
     return render_template(template, status=status, message=message), status
 
 
+def _resource_exists() -> bool:
+    """Whether the request's path names a resource at all. Werkzeug answers 405 for ``DELETE
+    /api/v1/webhook-endpoints/0``: the GET rule's pattern matched before its converter refused
+    the id. No such resource exists, so the answer is the 404 any unknown id gets."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        adapter.match(request.path, method="GET")
+    except NotFound:
+        return False
+    except HTTPException:  # a rule matched for other methods only: it exists
+        return True
+    return True
+
+
 def init_app(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError) -> tuple[str | Response, int]:
@@ -52,6 +66,8 @@ def init_app(app: Flask) -> None:
     def http_error(error: HTTPException) -> Response | tuple[str | Response, int]:
         if error.code is None or error.code < 400:
             return error.get_response()
+        if isinstance(error, MethodNotAllowed) and not _resource_exists():
+            return render_error(404)
         custom = error.description if error.description != type(error).description else None
         return render_error(error.code, custom)
 

@@ -19,6 +19,7 @@ from tests.people.people_helpers import slack
 SYSTEM_ENTRIES = [
     ("外部ツールの連携", "/settings/integrations"),
     ("APIキー", "/settings/api-keys"),
+    ("Webhook", "/settings/webhooks"),
     ("通知のポリシー", "/settings/notification-policy"),
     ("通知カテゴリ", "/settings/notification-categories"),
     ("監査ログ", "/audit"),

@@ -1,4 +1,5 @@
-"""The JSON API the host SaaS calls: ``/api/v1/notifications``."""
+"""The JSON API the host SaaS calls: ``/api/v1/notifications``, ``/api/v1/categories``,
+``/api/v1/webhook-endpoints``."""
 
 from flask import Blueprint
 
@@ -8,4 +9,4 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Bearer-key authentication, no cookies: CSRF does not apply (reliability.md PT-22 allow-list).
 csrf.exempt(bp)
 
-from . import views  # noqa: E402,F401
+from . import views, webhooks  # noqa: E402,F401

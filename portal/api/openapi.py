@@ -11,6 +11,7 @@ from typing import Any
 
 from ..integrations.registry import providers
 from ..notifications.transports import transports
+from . import openapi_webhooks
 
 _ERROR = {
     "type": "object",
@@ -145,6 +146,7 @@ def spec() -> dict[str, Any]:
                         "description": {"type": "string", "maxLength": 300},
                     },
                 },
+                **openapi_webhooks.schemas(),
                 "Notification": {
                     "type": "object",
                     "properties": {
@@ -161,7 +163,9 @@ def spec() -> dict[str, Any]:
                 },
             },
         },
+        "webhooks": openapi_webhooks.webhooks(),
         "paths": {
+            **openapi_webhooks.paths(),
             "/notifications": {
                 "post": {
                     "summary": "Queue a notification",
