@@ -9,7 +9,15 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import login, screenshot, settled
 
-ENTRIES = ["外部ツールの連携", "APIキー", "Webhook", "通知のポリシー", "通知カテゴリ", "監査ログ", "配信ログ"]
+ENTRIES = [
+    "外部ツールの連携",
+    "APIキー",
+    "Webhook",
+    "通知のポリシー",
+    "通知カテゴリ",
+    "監査ログ",
+    "配信ログ",
+]
 
 
 def test_admin_reaches_slack_through_system_and_the_gear(page: Any) -> None:

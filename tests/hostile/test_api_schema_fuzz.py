@@ -1,4 +1,5 @@
-"""Schema-driven fuzz of the API (notifications, categories, webhook endpoints) from its own OpenAPI description (issue 12):
+"""Schema-driven fuzz of the API (notifications, categories, webhook endpoints) from its own
+OpenAPI description (issues 12, 17):
 schemathesis generates valid and invalid requests for every operation; any 5xx, an
 undocumented status or content type, a body that does not match the documented schema, or
 invalid data accepted fails the test.
@@ -24,7 +25,6 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-
 
 
 @schemathesis.check
