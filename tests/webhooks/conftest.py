@@ -8,6 +8,7 @@ import pytest
 
 from portal.webhooks import endpoints, events
 from sandbox.testing import RunningSandbox
+from tests.notifications.conftest import api_key  # noqa: F401  (a fixture for the API tests)
 
 
 class Receiver:

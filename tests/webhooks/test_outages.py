@@ -50,8 +50,13 @@ def test_receiver_down_for_an_hour_then_back_gets_every_event_once(
     start = utcnow()
     now = start
     passes = 0
-    with mock.patch("portal.outbox.utcnow", lambda: now), mock.patch(
-        "portal.webhooks.sender.utcnow", lambda: now
+
+    def clock() -> Any:
+        return now
+
+    with (
+        mock.patch("portal.outbox.utcnow", side_effect=clock),
+        mock.patch("portal.webhooks.sender.utcnow", side_effect=clock),
     ):
         while now < start + timedelta(hours=1):
             sender.run_due()
