@@ -37,7 +37,14 @@ from ..preferences.hours import HELD_QUIET_HOURS
 from ..webhooks import reports
 from .backoff import MAX_ATTEMPTS, retry_delay
 from .channels import Attempt, Failed, Later, Outcome, Retry, Sent, Transport
-from .models import LEASE_EXPIRED, UNEXPECTED_ERROR, Delivery, DeliveryState, Notification
+from .models import (
+    FALLBACK_REASON_PREFIX,
+    LEASE_EXPIRED,
+    UNEXPECTED_ERROR,
+    Delivery,
+    DeliveryState,
+    Notification,
+)
 from .transports import transports
 
 log = logging.getLogger(__name__)
@@ -260,7 +267,7 @@ def _add_fallback(delivery: Delivery, code: str) -> None:
         organization_id=delivery.organization_id,
         channel=channel,
         state=DeliveryState.PENDING,
-        reason=f"fallback:{delivery.channel}:{code}"[:64],
+        reason=f"{FALLBACK_REASON_PREFIX}{delivery.channel}:{code}"[:64],
         next_attempt_at=utcnow(),
     )
     db.session.add(fallback)

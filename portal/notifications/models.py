@@ -37,6 +37,8 @@ class DeliveryState(enum.StrEnum):
 UNEXPECTED_ERROR = "unexpected_error"
 #: ``last_error_code`` of a row whose worker stopped mid-send (its lease ran out).
 LEASE_EXPIRED = "lease_expired"
+#: ``reason`` of the delivery made when another ended unsent: "fallback:<its channel>:<code>".
+FALLBACK_REASON_PREFIX = "fallback:"
 
 
 class Notification(db.Model):  # type: ignore[name-defined]

@@ -33,10 +33,15 @@ class HoursError(ValueError):
         self.message = message
 
 
+def company_zone(organization: Organization) -> str:
+    """The company's default zone: its setting when this host can load it, else Tokyo."""
+    return iana_or_none(organization.time_zone) or DEFAULT_ZONE
+
+
 def company_window(organization: Organization, zone: ZoneInfo | None = None) -> Window:
     """The company's window, in ``zone`` (a member's) or the company's default zone."""
     return Window(
-        zone or ZoneInfo(iana_or_none(organization.time_zone) or DEFAULT_ZONE),
+        zone or ZoneInfo(company_zone(organization)),
         frozenset(int(d) for d in organization.work_days if d in "1234567"),
         parse_clock(organization.work_start) or Window.start,
         parse_clock(organization.work_end) or Window.end,
@@ -58,7 +63,7 @@ def member_zone(user: User, organization: Organization) -> tuple[str, str]:
     ):
         if zone := iana_or_none((extra or {}).get("tz")):
             return zone, "chat"
-    return iana_or_none(organization.time_zone) or DEFAULT_ZONE, "company"
+    return company_zone(organization), "company"
 
 
 def member_window(user: User, organization: Organization) -> Window:

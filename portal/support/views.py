@@ -13,7 +13,7 @@ from ..audit.events import ACTIONS
 from ..converters import parse_id
 from ..extensions import db
 from ..me import services as member_services
-from ..notifications import stuck
+from ..notifications import delivery_health, stuck
 from ..notifications.backoff import MAX_ATTEMPTS
 from ..notifications.explain import STATE_LABELS, explain_error
 from ..preferences import choices, hours, overview
@@ -63,7 +63,8 @@ def member(user_id: int) -> str:
 @bp.get("/support/health")
 @require(Permission.VIEW_ANY_ORGANIZATION)
 def health() -> str:
-    """Integration health of one organization: state, last send, token expiry, last error."""
+    """Integration health of one organization: state, last send, token expiry, last error,
+    and its deliveries per hour and outcome over the last 7 days."""
     organization = current_organization()
     return render_template(
         "support/health.html",
@@ -72,4 +73,5 @@ def health() -> str:
         stuck=stuck.summary(organization.id),
         max_attempts=MAX_ATTEMPTS,
         explain_error=explain_error,
+        delivery_health=delivery_health.for_organization(organization),
     )

@@ -9,6 +9,7 @@ from ...accounts.models import User
 from ...accounts.permissions import Permission, require
 from ...accounts.tenancy import current_organization
 from ...extensions import db
+from ...notifications import delivery_health
 from ...support import coverage
 from ...support import services as support_services
 from .. import bp
@@ -20,7 +21,8 @@ from ..services import LIVE_STATES
 @bp.get("/settings/integrations")
 @require(Permission.VIEW_ORGANIZATION)
 def index() -> str:
-    """The provider cards: state, who connected it and when, and how many members are linked."""
+    """The provider cards: state, who connected it and when, and how many members are linked;
+    below them, the last 7 days of deliveries per chat tool."""
     organization = current_organization()
     integrations = {
         i.provider: i
@@ -60,4 +62,5 @@ def index() -> str:
         linked=linked,
         member_count=member_count or 0,
         connectors=connectors,
+        delivery_health=delivery_health.for_organization(organization),
     )
