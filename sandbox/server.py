@@ -23,7 +23,14 @@ HOST = "127.0.0.1"  # loopback only: the sandbox must never be reachable from el
 
 
 class QuietRequestHandler(WSGIRequestHandler):
-    """Access log without query strings: they may carry codes or (legacy) tokens."""
+    """Access log without query strings: they may carry codes or (legacy) tokens.
+
+    HTTP/1.1 keeps connections open between requests, as the real providers' servers do: the
+    portal's pooled clients (and a webhook burst into the receiver) then reuse them instead of
+    paying a TCP handshake and a server thread per request.
+    """
+
+    protocol_version = "HTTP/1.1"
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Log method, path and status only."""
