@@ -27,6 +27,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from sandbox.microsoft import sign_in as _ms_sign_in  # noqa: F401 - adds the sign-in routes
     from sandbox.microsoft import teamwork as _teamwork  # noqa: F401 - adds Graph's app routes
     from sandbox.slack import api as slack_api
+    from sandbox.slack import interactivity as slack_interactivity
     from sandbox.slack import methods as _slack_methods  # noqa: F401 - registers the methods
     from sandbox.slack import oauth as slack_oauth
     from sandbox.slack import openid as slack_openid
@@ -41,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         slack_oauth.bp,
         slack_openid.bp,
         slack_api.bp,
+        slack_interactivity.bp,
         chatwork_www.bp,
         chatwork_oauth.bp,
         chatwork_api.bp,

@@ -11,7 +11,7 @@ from sandbox.ids import guid, number, short_id
 from sandbox.microsoft import teams
 from sandbox.microsoft.models import Tenant, TenantUser
 from sandbox.microsoft.seed import generate_tenant
-from sandbox.slack import events
+from sandbox.slack import events, interactivity
 from sandbox.slack.models import SlackUser
 from sandbox.slack.seed import generate_workspace
 from sandbox.state import FaultRule, IssuedToken, SandboxState
@@ -138,6 +138,23 @@ def slack_uninstall(state: SandboxState, team_id: str) -> list[int | None]:
     if team_id not in state.slack.workspaces:
         raise NotFound(f"no workspace {team_id!r}")
     return events.uninstall(state, team_id)
+
+
+def slack_press(state: SandboxState, team_id: str, ts: str, action_id: str) -> dict[str, Any]:
+    """The DM's recipient presses a button; the portal's status (it updates the DM itself)."""
+    try:
+        return {"portal": interactivity.press(state, team_id, ts, action_id)}
+    except LookupError as error:
+        raise NotFound(str(error)) from None
+
+
+def teams_press(state: SandboxState, activity_id: str, verb: str) -> dict[str, Any]:
+    """The member presses an ``Action.Execute`` of a card; the portal's status (the card it
+    answers replaces the one shown)."""
+    try:
+        return {"portal": teams.press(state, activity_id, verb)}
+    except LookupError as error:
+        raise NotFound(str(error)) from None
 
 
 def teams_add_bot(state: SandboxState, key: str, tenant_id: str | None = None) -> dict[str, Any]:

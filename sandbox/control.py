@@ -256,6 +256,31 @@ def slack_uninstall() -> Response:
     return jsonify(team_id=team_id, portal=actions.slack_uninstall(current_state(), team_id))
 
 
+@bp.post("/slack/press")
+def slack_press() -> Response:
+    """``{"team_id", "ts", "action_id"}``: the DM's recipient presses one of its buttons."""
+    body = _body()
+    return jsonify(
+        actions.slack_press(
+            current_state(),
+            str(body.get("team_id") or ""),
+            str(body.get("ts") or ""),
+            str(body.get("action_id") or ""),
+        )
+    )
+
+
+@bp.post("/teams/press")
+def teams_press() -> Response:
+    """``{"activity_id", "verb"}``: the member presses an ``Action.Execute`` of a card."""
+    body = _body()
+    return jsonify(
+        actions.teams_press(
+            current_state(), str(body.get("activity_id") or ""), str(body.get("verb") or "")
+        )
+    )
+
+
 @bp.post("/teams/install")
 def teams_install() -> Response:
     """A member adds the bot in Teams."""

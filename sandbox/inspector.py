@@ -14,6 +14,8 @@ from werkzeug.wrappers import Response
 
 from sandbox import actions
 from sandbox.chatwork.www import REGISTRATION_PATH
+from sandbox.microsoft.teams import card_actions
+from sandbox.slack.interactivity import buttons as slack_buttons
 from sandbox.state import SandboxState, current_state
 
 bp = Blueprint("inspector", __name__)
@@ -33,8 +35,8 @@ def block_lines(blocks: list[Any] | None) -> list[str]:
     """Readable lines from Block Kit blocks (header, section, context texts)."""
     lines: list[str] = []
     for block in blocks or []:
-        if not isinstance(block, dict):
-            continue
+        if not isinstance(block, dict) or block.get("type") == "actions":
+            continue  # buttons are drawn as buttons (or a link)
         text = block.get("text")
         if isinstance(text, dict) and text.get("text"):
             lines.append(str(text["text"]))
@@ -118,7 +120,13 @@ def index() -> str:
             context["outbound"] = list(state.outbound)[:100]
         else:
             context["faults"] = list(state.faults)
-    return render_template("inspector.html", block_lines=block_lines, **context)
+    return render_template(
+        "inspector.html",
+        block_lines=block_lines,
+        slack_buttons=slack_buttons,
+        card_actions=card_actions,
+        **context,
+    )
 
 
 def _back(tab: str) -> Response:
@@ -127,6 +135,11 @@ def _back(tab: str) -> Response:
 
 ACTIONS: dict[str, tuple[str, Callable[[SandboxState, Any], object]]] = {
     "slack-uninstall": ("slack", lambda s, f: actions.slack_uninstall(s, f["team_id"])),
+    "slack-press": (
+        "slack",
+        lambda s, f: actions.slack_press(s, f["team_id"], f["ts"], f["action_id"]),
+    ),
+    "teams-press": ("microsoft", lambda s, f: actions.teams_press(s, f["activity_id"], f["verb"])),
     "teams-add": ("microsoft", lambda s, f: actions.teams_add_bot(s, f["user"], f["tenant_id"])),
     "teams-remove": (
         "microsoft",

@@ -9,6 +9,7 @@ from portal.extensions import csrf
 #: Signed webhooks (Slack signing secret, Bot Framework JWT) and the API-key JSON API.
 ALLOWED_VIEWS = {
     "portal.integrations.providers.slack.views.slack_events",
+    "portal.integrations.providers.slack.views.slack_interactions",
     "portal.integrations.providers.teams.views.teams_messages",
 }
 ALLOWED_BLUEPRINTS = {"api"}

@@ -96,6 +96,15 @@ def spec() -> dict[str, Any]:
                             "sent at once, past quiet hours and digests. It does not override a "
                             "category the member or company turned off.",
                         },
+                        "ack_requested": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "Ask the member to confirm they read it: the DM "
+                            "carries a 「確認しました」 button (Slack, Teams) or a link to a "
+                            "portal page (Chatwork). The first press is recorded as "
+                            "`acknowledged_at` and sent as the `notification.acknowledged` "
+                            "webhook event.",
+                        },
                     },
                     "oneOf": [{"required": ["recipient_email"]}, {"required": ["user_id"]}],
                 },
@@ -155,6 +164,13 @@ def spec() -> dict[str, Any]:
                         "idempotency_key": {"type": ["string", "null"]},
                         "category": {"type": "string"},
                         "urgent": {"type": "boolean"},
+                        "ack_requested": {"type": "boolean"},
+                        "acknowledged_at": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "When the member acknowledged it (UTC, `Z`); null "
+                            "until then, and always when no acknowledgement was requested.",
+                        },
                         "deliveries": {
                             "type": "array",
                             "items": {"$ref": "#/components/schemas/Delivery"},

@@ -8,6 +8,7 @@ Errors are JSON ``{error, detail}`` with the right status: 400 malformed JSON or
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -224,6 +225,10 @@ def _category_key(notification: Notification) -> str:
     return category.key if category else categories.DEFAULT_KEY
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
 def _represent(notification: Notification) -> dict[str, Any]:
     return {
         "id": notification.id,
@@ -231,6 +236,8 @@ def _represent(notification: Notification) -> dict[str, Any]:
         "idempotency_key": notification.idempotency_key,
         "category": _category_key(notification),
         "urgent": notification.urgent,
+        "ack_requested": notification.ack_requested,
+        "acknowledged_at": _iso(notification.acknowledged_at),
         "deliveries": [
             {
                 "channel": d.channel,
@@ -257,6 +264,7 @@ def create_notification() -> tuple[Response, int]:
     body = _string(data, "body", required=True) or ""
     sensitive = _flag(data, "sensitive")
     urgent = _flag(data, "urgent")
+    ack_requested = _flag(data, "ack_requested")
     category = _category(data, organization)
     notification, created = services.create_notification(
         organization,
@@ -268,6 +276,7 @@ def create_notification() -> tuple[Response, int]:
         sensitive=sensitive,
         category=category,
         urgent=urgent,
+        ack_requested=ack_requested,
     )
     db.session.commit()
     if created:

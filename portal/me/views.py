@@ -1,24 +1,29 @@
 """``/me/accounts``: the signed-in member's links, channel choice and recent deliveries;
-the confirmation page linked from the first DM; the admin's notification policy."""
+the confirmation page linked from the first DM; the page a DM without buttons links to for
+its choices (``/me/notifications/<token>``); the admin's notification policy."""
 
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from ..accounts.models import Organization
+from ..accounts.models import Organization, User
 from ..accounts.permissions import Permission, require
 from ..accounts.tenancy import current_organization
 from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..integrations.pipeline import top_level_redirect
 from ..integrations.registry import providers
+from ..notifications.actions import PageTokenInvalid, acknowledged_note
+from ..notifications.actions import label as choice_label
 from ..notifications.explain import STATE_LABELS, explain_outcome
 from ..notifications.models import Delivery, Notification
+from . import actions as dm_actions
 from . import bp, invitations, notices, self_link, services
 
 
@@ -241,3 +246,59 @@ def policy() -> str | Response:
         flash(_("The notification policy was saved."), "success")
         return redirect(url_for("me.policy"))
     return render_template("me/policy.html", organization=organization)
+
+
+_LINK_PROBLEMS = {
+    "invalid": (404, _l("This link is not valid.")),
+    "expired": (410, _l("This link has expired.")),
+    "used": (410, _l("This link was already used.")),
+    "replaced": (
+        410,
+        _l("A newer message replaced this link. Please use the link in the latest message."),
+    ),
+}
+_ANSWERED = {
+    "acknowledged": _l("Thank you: the notification is acknowledged."),
+    "already_acknowledged": _l("Thank you: the notification is acknowledged."),
+    "confirmed": _l("Thank you: the account is confirmed."),
+    "already_confirmed": _l("You already confirmed this account."),
+    "disowned": _l(
+        "The account was unlinked and your administrators were told. Notifications now"
+        " arrive by e-mail."
+    ),
+}
+
+
+@bp.route("/me/notifications/<token>", methods=["GET", "POST"])
+@require(Permission.VIEW_OWN_ACCOUNTS)
+def notification_actions(token: str) -> ResponseReturnValue:
+    """A DM without buttons (Chatwork) links here: the notification and its choices (GET),
+    one of them done (POST, CSRF-checked); the link is single-use and only for its recipient."""
+    user = current_user._get_current_object()
+    try:
+        page = dm_actions.open_page(token, user)
+    except PageTokenInvalid as problem:
+        status, message = _LINK_PROBLEMS[problem.reason]
+        return render_template("me/notification_link_invalid.html", message=message), status
+    except dm_actions.Refused:
+        abort(403)  # another member's link: the signed-in member is not its recipient
+    if request.method == "POST":
+        try:
+            outcome = dm_actions.answer_page(page, user, request.form.get("action", ""))
+        except dm_actions.Refused:
+            abort(400)
+        flash(str(_ANSWERED[outcome]), "success")
+        return redirect(url_for("me.accounts"))
+    acknowledged_by = (
+        db.session.get(User, page.notification.acknowledged_by_id)
+        if page.notification.acknowledged_by_id
+        else None
+    )
+    return render_template(
+        "me/notification_actions.html",
+        page=page,
+        token=token,
+        acknowledged_by=acknowledged_by,
+        label=choice_label,
+        acknowledged_note=acknowledged_note,
+    )

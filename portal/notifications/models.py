@@ -165,3 +165,35 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ActionToken(db.Model):  # type: ignore[name-defined]
+    """A signed, single-use link to a notification's choices, for a DM without buttons
+    (Chatwork): 「確認しました」 and, on the first DM of an automatic link, 「はい、私です」 /
+    「私ではありません」 on a portal page (``notifications/actions.py``, migration 0018).
+
+    The link carries this row's id signed with the app's key; the row says whether it was
+    spent (``used_at``) or replaced by a newer link for the same notification and account.
+    """
+
+    __tablename__ = "action_tokens"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["user_id", "organization_id"],
+            ["users.id", "users.organization_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_action_tokens_notification", "notification_id", "chat_account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(Integer)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"))
+    #: The recipient: the only member the page acts for.
+    user_id: Mapped[int] = mapped_column(Integer)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"))
+    chat_account_id: Mapped[int] = mapped_column(ForeignKey("chat_accounts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -53,6 +53,7 @@ def create_notification(
     category: NotificationCategory | None = None,
     urgent: bool = False,
     bundle: bool = False,
+    ack_requested: bool = False,
 ) -> tuple[Notification, bool]:
     """Add a notification and its delivery to the session; return it and whether it is new.
 
@@ -88,6 +89,7 @@ def create_notification(
         sensitive=sensitive,
         category_id=category.id,
         urgent=urgent,
+        ack_requested=ack_requested,
     )
     # Sensitive content waits until the member confirms an automatic match (HELD_REASON).
     held = sensitive and chosen.unconfirmed and organization.hold_sensitive_until_confirmed

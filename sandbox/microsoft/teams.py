@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from sandbox.config import BOTFRAMEWORK_ISSUER, MS_BOT_APP_ID, MS_BOT_NAME
-from sandbox.microsoft.models import Tenant, TenantUser
+from sandbox.microsoft.models import Activity, Tenant, TenantUser
 from sandbox.state import SandboxState
 
 
@@ -114,3 +114,76 @@ def remove_bot(state: SandboxState, tenant: Tenant, user: TenantUser) -> list[in
         user.bot_installed, user.bot_blocked = False, True
         activity = remove_activity(state, tenant, user)
     return [deliver(state, activity)]
+
+
+# --- Universal Actions: a person presses an Action.Execute of a card the bot sent ---------------
+
+
+def card_actions(activity: Activity) -> list[dict[str, Any]]:
+    """The ``Action.Execute`` buttons of the Adaptive Cards in an activity the bot sent."""
+    found = []
+    for attachment in activity.body.get("attachments") or []:
+        content = attachment.get("content") if isinstance(attachment, dict) else None
+        for action in (content or {}).get("actions") or []:
+            if isinstance(action, dict) and action.get("type") == "Action.Execute":
+                found.append(action)
+    return found
+
+
+def invoke_activity(
+    state: SandboxState, tenant: Tenant, user: TenantUser, action: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``adaptiveCard/action`` invoke Teams sends for one press."""
+    invoke = _base_activity(state, tenant, user)
+    invoke.update(
+        type="invoke",
+        name="adaptiveCard/action",
+        value={
+            "action": {
+                "type": "Action.Execute",
+                "verb": action.get("verb"),
+                "data": action.get("data") or {},
+            },
+            "trigger": "manual",
+        },
+    )
+    return invoke
+
+
+def press(state: SandboxState, activity_id: str, verb: str) -> int | None:
+    """The member presses ``verb`` on a card: POST the invoke (with a channel token, as for
+    every activity) and, when the portal answers with a card, show that card instead."""
+    with state.lock:
+        activity = next((a for a in state.microsoft.activities if a.id == activity_id), None)
+        if activity is None:
+            raise LookupError(f"no Teams activity {activity_id}")
+        action = next((a for a in card_actions(activity) if a.get("verb") == verb), None)
+        tenant = state.microsoft.tenant_for(activity.tenant_id)
+        user = tenant.find_user(activity.user_id) if tenant else None
+        if action is None or tenant is None or user is None:
+            raise LookupError(f"no action {verb!r} on this card")
+        invoke = invoke_activity(state, tenant, user, action)
+    url = f"{state.settings.portal_url}/teams/messages"
+    headers = {"Authorization": f"Bearer {channel_token(state, invoke['serviceUrl'])}"}
+    try:
+        response = requests.post(url, json=invoke, headers=headers, timeout=10)
+    except requests.RequestException as error:
+        state.record_outbound("teams:invoke", url, None, type(error).__name__)
+        return None
+    state.record_outbound("teams:invoke", url, response.status_code, "")
+    try:
+        answer = response.json()
+    except ValueError:
+        return response.status_code
+    if (
+        isinstance(answer, dict)
+        and answer.get("statusCode") == 200
+        and answer.get("type") == "application/vnd.microsoft.card.adaptive"
+        and isinstance(answer.get("value"), dict)
+    ):
+        with state.lock:
+            activity.body = {
+                **activity.body,
+                "attachments": [{"contentType": answer["type"], "content": answer["value"]}],
+            }
+    return response.status_code

@@ -28,13 +28,33 @@ from ..wizard import Step
 
 
 @dataclass(frozen=True)
+class MessageAction:
+    """A button on a DM (``notifications/actions.py`` decides which): ``key`` is what was
+    pressed ("acknowledge", "confirm_link", "disown_link"), ``value`` the signed reference the
+    provider echoes back with the press, ``style`` "primary", "danger" or "default"."""
+
+    key: str
+    label: str
+    value: str
+    style: str = "default"
+
+
+@dataclass(frozen=True)
 class Message:
-    """A provider-neutral notification; each provider renders it in its own markup."""
+    """A provider-neutral notification; each provider renders it in its own markup.
+
+    ``actions`` are buttons for providers with :attr:`ChatProvider.buttons`; a provider without
+    them gets ``actions_url`` instead, a portal page offering the same choices. ``notes`` say
+    what was already done ("acknowledged at …"), shown under the body.
+    """
 
     title: str
     body: str
     url: str | None = None
     locale: str = "ja"
+    actions: tuple[MessageAction, ...] = ()
+    actions_url: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -281,6 +301,9 @@ class ChatProvider(abc.ABC):
     #: The directory gives each person's e-mail address, so a sync links members whose address
     #: is the same (the seed's 自動的に紐付け). Chatwork contacts carry none: names suggest.
     links_by_email: ClassVar[bool] = False
+    #: DMs can carry buttons that call the portal back (Slack Block Kit, Teams Universal
+    #: Actions); without them a DM with choices carries a link to a portal page instead.
+    buttons: ClassVar[bool] = False
 
     @abc.abstractmethod
     def client(self, integration: Integration) -> ChatClient:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import select, update
 
@@ -24,13 +23,12 @@ from ...integrations import health
 from ...integrations.models import AccountLink, ChatAccount, Integration, IntegrationState
 from ...integrations.providers.base import (
     ChatProvider,
-    Message,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimited,
     RecipientNotFound,
 )
-from .. import pacing
+from .. import actions, pacing
 from ..backoff import retry_delay
 from ..channels import Attempt, Failed, Later, Outcome, Retry, Sent, Transport
 from ..models import Delivery
@@ -72,11 +70,8 @@ class ChatTransport(Transport):
         wait = pacing.await_tokens(budgets)
         if wait > 0:
             return Later(wait)
-        message = Message(
-            title=attempt.notification.title,
-            body=attempt.notification.body,
-            url=attempt.notification.url,
-            locale=attempt.recipient.locale or current_app.config["BABEL_DEFAULT_LOCALE"],
+        message = actions.message_for(
+            attempt.notification, attempt.recipient, self.provider, integration, account
         )
         try:
             result = self.provider.client(integration).send_direct_message(account, message)

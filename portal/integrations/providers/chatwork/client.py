@@ -19,6 +19,8 @@ from typing import Any
 
 import requests
 from flask import current_app
+from flask_babel import force_locale
+from flask_babel import gettext as _
 
 from ....database import utcnow
 from ...models import ChatAccount
@@ -171,6 +173,13 @@ def render_message(message: Message) -> str:
     body = clean(message.body)[:60000]
     if message.url:
         body = f"{body}\n{message.url[:2000]}"
+    for note in message.notes:
+        body = f"{body}\n{clean(note)}"
+    if message.actions_url:
+        # No buttons in Chatwork: the choices are on a portal page behind a single-use link.
+        with force_locale(message.locale):
+            answer = _("Answer here: %(url)s", url=message.actions_url)
+        body = f"{body}\n[hr]{answer}"
     return f"[info][title]{clean(message.title)[:200]}[/title]{body}[/info]"
 
 

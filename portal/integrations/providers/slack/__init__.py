@@ -9,6 +9,7 @@ App setup at api.slack.com/apps (one app for the whole service):
   vendor's step 2; nothing is ever posted to that channel.
 - Event Subscriptions → Request URL ``PUBLIC_BASE_URL + /slack/events``; bot events
   ``app_uninstalled`` and ``tokens_revoked``. Token Rotation may be on (refreshed 2 h early).
+- Interactivity → Request URL ``PUBLIC_BASE_URL + /slack/interactions`` (the DM's buttons).
 - Manage Distribution → public distribution, so customers' workspaces can install it.
 Settings: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET, SLACK_SIGNING_SECRET, SLACK_API_URL,
 SLACK_AUTHORIZE_URL, SLACK_OPENID_AUTHORIZE_URL, SLACK_OPENID_KEYS_URL (and
@@ -63,6 +64,8 @@ class SlackProvider(ChatProvider):
             "https://slack.com/openid/connect/keys",
             "/slack/openid/connect/keys",
         ),
+        # Where a button press's response_url may point: the DM is updated only there.
+        URLSetting("SLACK_RESPONSE_URL", "https://hooks.slack.com/", "/slack/hooks/"),
     )
     settings = (
         Setting("SLACK_CLIENT_ID", sandbox="1111111111.2222222222"),
@@ -76,6 +79,8 @@ class SlackProvider(ChatProvider):
     burst = 5
     #: users.list carries each profile's e-mail (users:read.email).
     links_by_email = True
+    #: Block Kit buttons, answered at ``POST /slack/interactions``.
+    buttons = True
 
     def client(self, integration: Integration) -> SlackClient:
         """The workspace's bot client."""

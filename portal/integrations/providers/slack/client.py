@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+import requests
 from flask import current_app
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -120,7 +121,8 @@ def _seconds(value: str | None) -> float | None:
 
 
 def render_message(message: Message) -> dict[str, Any]:
-    """Block Kit for a notification: title, body, a link button; ``text`` is the fallback."""
+    """Block Kit for a notification: title, body, a link button, the DM's choices (buttons
+    whose ``value`` the portal signed) and what was done; ``text`` is the fallback."""
 
     def escape(text: str) -> str:
         return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -130,23 +132,65 @@ def render_message(message: Message) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": escape(message.body)[:3000] or " "}},
     ]
     fallback = f"{message.title}\n{message.body}"
+    buttons: list[dict[str, Any]] = []
     if message.url:
         label = BUTTON_LABELS.get(message.locale, BUTTON_LABELS["en"])
-        blocks.append(
+        buttons.append(
             {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": label},
-                        "url": message.url[:3000],
-                        "action_id": "open",
-                    }
-                ],
+                "type": "button",
+                "text": {"type": "plain_text", "text": label},
+                "url": message.url[:3000],
+                "action_id": "open",
             }
         )
         fallback += f"\n{message.url}"
+    for action in message.actions:
+        button = {
+            "type": "button",
+            "text": {"type": "plain_text", "text": action.label[:75]},
+            "action_id": action.key,
+            "value": action.value[:2000],
+        }
+        if action.style in ("primary", "danger"):
+            button["style"] = action.style
+        buttons.append(button)
+    if buttons:
+        blocks.append({"type": "actions", "block_id": "dm_actions", "elements": buttons})
+    if message.notes:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": escape(note)[:3000]} for note in message.notes[:10]
+                ],
+            }
+        )
+        fallback += "\n" + "\n".join(message.notes)
     return {"text": fallback[:40000], "blocks": blocks}
+
+
+def update_message(response_url: str, message: Message) -> None:
+    """Replace the pressed DM through Slack's ``response_url``; only ever to Slack's hooks
+    host (``SLACK_RESPONSE_URL``: the payload names the URL, we never send elsewhere)."""
+    allowed = str(current_app.config["SLACK_RESPONSE_URL"])
+    if not response_url.startswith(allowed) or ".." in response_url:
+        raise ProviderError("response_url outside Slack's hooks", code="response_url_not_allowed")
+    try:
+        answer = requests.post(
+            response_url,
+            json={"replace_original": True, **render_message(message)},
+            timeout=5,
+            verify=current_app.config.get("PROVIDER_CA_BUNDLE") or True,
+            allow_redirects=False,
+        )
+    except requests.RequestException as problem:
+        raise TemporaryProviderError(
+            "Slack could not be reached", code=type(problem).__name__
+        ) from None
+    if answer.status_code >= 500:
+        raise TemporaryProviderError("Slack is unavailable", code=f"http_{answer.status_code}")
+    if answer.status_code >= 400:
+        raise ProviderError("Slack refused the update", code=f"http_{answer.status_code}")
 
 
 class SlackClient(RefreshingClient):

@@ -1,5 +1,8 @@
 """Inbound Slack Events API requests: signed, de-duplicated, acknowledged fast.
 
+Also ``POST /slack/interactions`` (the DM's buttons): the same signature check first, then the
+``payload`` form field against its schema (``interactions.receive`` does the rest).
+
 Checks, in order (reliability.md §3.1, WH-01…WH-10): the body's size as it is read (256 KiB,
 chunked or not: 413), the signature over the raw body with the signing secret (slack_sdk's
 ``SignatureVerifier``, 300-second window both ways; any malformed header is a 401, never a
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import current_app, jsonify, request
 from slack_sdk.signature import SignatureVerifier
@@ -24,6 +28,7 @@ from .... import inbound
 from ....extensions import csrf
 from ... import bp
 from . import inbound as events
+from . import interactions
 
 log = logging.getLogger("portal.integrations.slack.events")
 
@@ -123,6 +128,15 @@ EVENT_SCHEMAS = {
 MAX_EVENT_BYTES = 256 * 1024
 
 
+def _unsigned() -> tuple[Response, int] | None:
+    """401 unless the raw body (read within the view's limit, before anything parses it)
+    carries a valid ``X-Slack-Signature``: shared by every Slack request URL."""
+    if signature_is_valid(inbound.read_body(), request.headers):
+        return None
+    log.warning("slack request with a bad signature rejected: %s", request.path)
+    return jsonify(error="invalid_signature", detail="The request signature is not valid."), 401
+
+
 def _refuse(error: str, detail: str) -> tuple[Response, int]:
     """400 for an authentic request we cannot use. Slack retries any non-2xx three times; the
     same bytes would fail the same way, so ``X-Slack-No-Retry`` asks it not to."""
@@ -137,12 +151,10 @@ def _refuse(error: str, detail: str) -> tuple[Response, int]:
 def slack_events() -> Response | tuple[Response, int]:
     """Slack's Request URL: url_verification, app_uninstalled, tokens_revoked, team_join,
     user_change."""
-    body = inbound.read_body()
-    if not signature_is_valid(body, request.headers):
-        log.warning("slack event with a bad signature rejected")
-        return jsonify(error="invalid_signature", detail="The request signature is not valid."), 401
+    if refused := _unsigned():
+        return refused
     try:
-        payload = inbound.parse_json(body)
+        payload = inbound.parse_json(inbound.read_body())
         inbound.validate(payload, ENVELOPE)
         event = payload.get("event") or {}
         if event.get("type") in EVENT_SCHEMAS:
@@ -161,3 +173,74 @@ def slack_events() -> Response | tuple[Response, int]:
     if outcome == "duplicate":
         return jsonify(ok=True, duplicate=True)
     return jsonify(ok=True)
+
+
+#: A block_actions payload, as far as we read it.
+BLOCK_ACTIONS = inbound.schema(
+    {
+        "type": "object",
+        "required": ["type", "team", "user", "actions", "response_url"],
+        "properties": {
+            "type": {"const": "block_actions"},
+            "team": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 64}},
+            },
+            "user": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 64}},
+            },
+            "response_url": {"type": "string", "minLength": 1, "maxLength": 2000},
+            "actions": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 25,
+                "items": {
+                    "type": "object",
+                    "required": ["action_id"],
+                    "properties": {
+                        "action_id": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "value": {"type": "string", "maxLength": 2000},
+                    },
+                },
+            },
+        },
+    }
+)
+#: An interaction payload is a few kilobytes (the message's blocks ride along).
+MAX_INTERACTION_BYTES = 128 * 1024
+
+
+def _payload_field(body: bytes) -> Any:
+    """The ``payload`` form field of a signed interaction, parsed; exactly one, UTF-8 JSON."""
+    try:
+        fields = parse_qsl(body.decode("utf-8"), strict_parsing=True, max_num_fields=10)
+    except (UnicodeDecodeError, ValueError):
+        raise inbound.MalformedBody("malformed_form", "The body is not a form.") from None
+    values = [value for name, value in fields if name == "payload"]
+    if len(values) != 1:
+        raise inbound.MalformedBody("missing_payload", "Exactly one 'payload' field is required.")
+    return inbound.parse_json(values[0].encode("utf-8"))
+
+
+@bp.post("/slack/interactions")
+@csrf.exempt
+@inbound.json_endpoint(limit=MAX_INTERACTION_BYTES)
+def slack_interactions() -> Response | tuple[Response, int]:
+    """Slack's Interactivity Request URL: the DM's buttons (block_actions)."""
+    if refused := _unsigned():
+        return refused
+    try:
+        payload = _payload_field(inbound.read_body())
+        inbound.validate(payload, BLOCK_ACTIONS)
+    except inbound.MalformedBody as problem:
+        log.warning("signed slack interaction refused: %s", problem.detail)
+        return _refuse(problem.error, problem.detail)
+    outcome = interactions.receive(payload, request.headers["X-Slack-Signature"])
+    if outcome in ("replayed", "refused"):
+        # A replay is not Slack's: it never resends an interaction.
+        status = 401 if outcome == "replayed" else 403
+        return jsonify(error=outcome, detail="The press was not accepted."), status
+    return jsonify(ok=True, outcome=outcome)

@@ -131,6 +131,8 @@ class TeamsProvider(ChatProvider):
     }
     #: Graph /users carries mail (or the userPrincipalName when there is no mailbox).
     links_by_email = True
+    #: Adaptive Card ``Action.Execute``, answered as invokes at ``POST /teams/messages``.
+    buttons = True
 
     def client(self, integration: Integration) -> TeamsClient:
         return TeamsClient(integration)

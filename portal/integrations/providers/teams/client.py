@@ -110,32 +110,61 @@ def _raise_for(response: requests.Response, *, auth_code: str) -> None:
 # --- rendering -----------------------------------------------------------------------------------
 
 
-def render_message(message: Message) -> dict[str, Any]:
-    """A message activity with an Adaptive Card (title, body, link) and a text fallback."""
+#: Adaptive Card action styles for the DM's choices.
+ACTION_STYLES = {"primary": "positive", "danger": "destructive"}
+
+
+def render_card(message: Message) -> dict[str, Any]:
+    """The Adaptive Card of a notification: title, body, what was done, then a link and the
+    DM's choices as ``Action.Execute`` (Universal Actions, card 1.4: the press comes back as an
+    ``adaptiveCard/action`` invoke carrying ``verb`` and our signed ``data.value``)."""
     fallback = f"{message.title}\n{message.body}" + (f"\n{message.url}" if message.url else "")
+    body: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": message.title[:200],
+            "weight": "Bolder",
+            "size": "Medium",
+            "wrap": True,
+        },
+        {"type": "TextBlock", "text": message.body[:4000] or " ", "wrap": True},
+    ]
+    body += [
+        {"type": "TextBlock", "text": note[:1000], "isSubtle": True, "wrap": True}
+        for note in message.notes[:10]
+    ]
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "version": "1.4",
         "fallbackText": fallback[:4000],
-        "body": [
-            {
-                "type": "TextBlock",
-                "text": message.title[:200],
-                "weight": "Bolder",
-                "size": "Medium",
-                "wrap": True,
-            },
-            {"type": "TextBlock", "text": message.body[:4000] or " ", "wrap": True},
-        ],
+        "body": body,
     }
+    actions: list[dict[str, Any]] = []
     if message.url:
         label = BUTTON_LABELS.get(message.locale, BUTTON_LABELS["en"])
-        card["actions"] = [{"type": "Action.OpenUrl", "title": label, "url": message.url[:2000]}]
+        actions.append({"type": "Action.OpenUrl", "title": label, "url": message.url[:2000]})
+    for action in message.actions:
+        execute: dict[str, Any] = {
+            "type": "Action.Execute",
+            "title": action.label,
+            "verb": action.key,
+            "data": {"value": action.value},
+        }
+        if action.style in ACTION_STYLES:
+            execute["style"] = ACTION_STYLES[action.style]
+        actions.append(execute)
+    if actions:
+        card["actions"] = actions
+    return card
+
+
+def render_message(message: Message) -> dict[str, Any]:
+    """A message activity with the notification's Adaptive Card and a text summary."""
     return {
         "type": "message",
         "summary": message.title[:200],
-        "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": card}],
+        "attachments": [{"contentType": CARD_CONTENT_TYPE, "content": render_card(message)}],
     }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ....database import utcnow
 from ....extensions import db
+from ....me import actions
 from ...health import flag_link
 from ...linking import link_by_email
 from ...models import (
@@ -31,7 +32,7 @@ from ...models import (
 )
 from ..base import ProviderError
 from .botframework import allowed_service_url
-from .client import TeamsClient
+from .client import CARD_CONTENT_TYPE, TeamsClient, render_card
 
 log = logging.getLogger("portal.integrations.teams")
 
@@ -260,3 +261,38 @@ def install_link() -> str:
     config = current_app.config
     app_id = config.get("TEAMS_APP_ID") or config.get("MS_APP_ID") or ""
     return f"https://teams.microsoft.com/l/app/{quote(str(app_id))}"
+
+
+# --- card actions (Universal Actions) ------------------------------------------------------------
+
+#: The invoke Teams sends for an ``Action.Execute`` press.
+CARD_ACTION = "adaptiveCard/action"
+ERROR_TYPE = "application/vnd.microsoft.error"
+
+
+def is_card_action(activity: Mapping[str, Any]) -> bool:
+    return activity.get("type") == "invoke" and activity.get("name") == CARD_ACTION
+
+
+def card_action(activity: Mapping[str, Any]) -> dict[str, Any]:
+    """Act on a schema-checked ``adaptiveCard/action`` invoke; the invoke response: the updated
+    card (statusCode 200) or an error (403 someone else pressed, 404 not ours/unknown
+    tenant). Commits through ``me/actions.press``, which trusts nothing from the activity."""
+    integration = connected_integration(activity_tenant(activity))
+    if integration is None:
+        return _invoke_error(404, "NotFound", "This organization is not connected.")
+    action = activity["value"]["action"]
+    presser = _text(_mapping(activity.get("from")).get("aadObjectId"), 64)
+    try:
+        pressed = actions.press(integration, action["data"]["value"], action["verb"], presser)
+    except actions.Refused as problem:
+        db.session.rollback()
+        log.warning("teams card action refused: %s", problem.reason)
+        if problem.reason == "not_recipient":
+            return _invoke_error(403, "Forbidden", "Only the recipient can answer this message.")
+        return _invoke_error(404, "NotFound", "This action is not known.")
+    return {"statusCode": 200, "type": CARD_CONTENT_TYPE, "value": render_card(pressed.message())}
+
+
+def _invoke_error(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"statusCode": status, "type": ERROR_TYPE, "value": {"code": code, "message": message}}

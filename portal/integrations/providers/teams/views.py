@@ -73,8 +73,40 @@ ACTIVITY = inbound.schema(
                     "tenant": {"type": "object", "properties": {"id": _text(64)}},
                 },
             },
+            "name": _text(64),
             "membersAdded": {"type": "array", "items": _ACCOUNT, "maxItems": 1000},
             "membersRemoved": {"type": "array", "items": _ACCOUNT, "maxItems": 1000},
+        },
+    }
+)
+
+
+#: An ``adaptiveCard/action`` invoke: the pressed ``Action.Execute`` with our signed value.
+CARD_ACTION = inbound.schema(
+    {
+        "type": "object",
+        "required": ["value", "from"],
+        "properties": {
+            "from": {"type": "object", "required": ["aadObjectId"]},
+            "value": {
+                "type": "object",
+                "required": ["action"],
+                "properties": {
+                    "action": {
+                        "type": "object",
+                        "required": ["type", "verb", "data"],
+                        "properties": {
+                            "type": {"const": "Action.Execute"},
+                            "verb": _text(64),
+                            "data": {
+                                "type": "object",
+                                "required": ["value"],
+                                "properties": {"value": _text(2000)},
+                            },
+                        },
+                    }
+                },
+            },
         },
     }
 )
@@ -84,7 +116,8 @@ ACTIVITY = inbound.schema(
 @csrf.exempt
 @inbound.json_endpoint(limit=MAX_ACTIVITY_BYTES)
 def teams_messages() -> tuple[Response, int]:
-    """Bot Framework activities: install greets and records, uninstall forgets and flags."""
+    """Bot Framework activities: install greets and records, uninstall forgets and flags, a
+    card action (「確認しました」…) is answered with the updated card."""
     try:
         token = verify_token(request.headers.get("Authorization"))
     except BotAuthError as problem:
@@ -93,6 +126,8 @@ def teams_messages() -> tuple[Response, int]:
     try:
         activity = inbound.read_json()
         inbound.validate(activity, ACTIVITY)
+        if activities.is_card_action(activity):
+            inbound.validate(activity, CARD_ACTION)
     except inbound.MalformedBody as problem:
         return jsonify(error=problem.error, detail=problem.detail), 400
     try:
@@ -100,6 +135,9 @@ def teams_messages() -> tuple[Response, int]:
     except BotAuthError as problem:
         log.warning("teams activity rejected: %s", problem.reason)
         return jsonify(error="unauthorized", detail="A valid Bot Framework token is required."), 401
+    if activities.is_card_action(activity):
+        # The invoke's answer is the updated card itself (HTTP 200, statusCode inside).
+        return jsonify(activities.card_action(activity)), 200
     outcome = activities.receive(activity)
     if outcome == "unknown_tenant":
         log.info("teams activity for a tenant no organization has connected: ignored")
