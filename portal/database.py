@@ -53,7 +53,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-_sqlite_writes = threading.Lock()
+#: Re-entrant: an outcome writer holds it across its whole record (see ``dispatcher.deliver``)
+#: and the helpers it calls take it again.
+_sqlite_writes = threading.RLock()
 
 
 def write_section() -> AbstractContextManager[Any]:

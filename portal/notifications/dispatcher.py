@@ -117,10 +117,16 @@ def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
     attempt = Attempt(delivery, notification, recipient, integration, account)
     try:
         transport = transports.get(delivery.channel)
-        if transport is None:  # its provider is gone from this deployment (DL-14)
-            _record(attempt, None, Failed("integration_unavailable"), worker)
-        else:
-            _record(attempt, transport, transport.send(attempt), worker)
+        outcome = (
+            Failed("integration_unavailable")  # its provider is gone from this deployment (DL-14)
+            if transport is None
+            else transport.send(attempt)
+        )
+        # A send may leave changes behind (the DM channel Slack opened), flushed by the first
+        # query of the record: inside the write section, so this thread never holds SQLite's
+        # write lock while it waits for the section (a lock-order deadlock with a claimer).
+        with write_section():
+            _record(attempt, transport, outcome, worker)
     except Exception as exc:  # any failure at all must end as an attempt
         _record_crash(delivery_id, worker, exc)
 
