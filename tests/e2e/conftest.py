@@ -68,7 +68,8 @@ def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _deliver_until(app: Any, stop: threading.Event) -> None:
-    """The delivery worker's loop: claim and send whatever is due, a few times a second.
+    """The delivery worker's loop: claim and send whatever is due (notifications, webhooks), a
+    few times a second.
 
     A few deliveries per pass: a pass waits for the providers' pacing (Slack: one message a
     second), and the test's teardown waits for the pass, so a test that leaves 36 link notices
@@ -76,11 +77,13 @@ def _deliver_until(app: Any, stop: threading.Event) -> None:
     """
     from portal.notifications import dispatcher
     from portal.preferences import digests
+    from portal.webhooks import sender
 
     with app.app_context():
         while not stop.is_set():
             digests.build_due()
             dispatcher.run_due(limit=4)
+            sender.run_due(limit=8)
             db.session.remove()
             stop.wait(0.2)
 
