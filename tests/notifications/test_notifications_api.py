@@ -10,6 +10,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.notifications import api_keys
 from portal.notifications.models import ApiKey, Delivery, Notification
+from portal.webhooks import events as webhook_events
 from tests.notifications.helpers import post_notification
 
 
@@ -202,9 +203,28 @@ def test_rate_limit_answers_429_with_retry_after(
 def test_openapi_description(client: Any) -> None:
     spec = client.get("/api/v1/openapi.json").get_json()
     assert spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/notifications", "/notifications/{id}", "/categories"}
+    assert set(spec["paths"]) == {
+        "/notifications",
+        "/notifications/{id}",
+        "/categories",
+        "/webhook-endpoints",
+        "/webhook-endpoints/{id}",
+        "/webhook-endpoints/{id}/rotate-secret",
+        "/webhook-endpoints/{id}/test",
+    }
     responses = spec["paths"]["/notifications"]["post"]["responses"]
     assert {"202", "400", "401", "403", "413", "415", "422", "429"} <= set(responses)
+    # OpenAPI 3.1's webhooks section: every event type, its headers and its data fields.
+    assert set(spec["webhooks"]) == set(webhook_events.TYPES)
+    delivered = spec["webhooks"]["notification.delivered"]["post"]
+    assert {p["name"] for p in delivered["parameters"]} == {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+    body = delivered["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["type"] == {"const": "notification.delivered"}
+    assert {"notification_id", "state", "sent_at"} <= set(body["properties"]["data"]["properties"])
 
 
 def test_api_keys_page_shows_a_new_key_once(client: Any, tenants: dict[str, Any]) -> None:
