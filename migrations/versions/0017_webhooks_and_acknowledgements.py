@@ -38,11 +38,11 @@ def upgrade():
     sa.Column('url', sa.String(length=2000), nullable=False),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('event_types', sa.JSON(), nullable=False),
-    sa.Column('include_content', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('include_content', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('secret', sa.Text(), nullable=True),
     sa.Column('previous_secret', sa.Text(), nullable=True),
     sa.Column('previous_secret_until', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('enabled', sa.Boolean(), server_default=sa.text('1'), nullable=False),
+    sa.Column('enabled', sa.Boolean(), server_default=sa.true(), nullable=False),
     sa.Column('disabled_reason', sa.String(length=32), nullable=True),
     sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
@@ -104,7 +104,7 @@ def upgrade():
         batch_op.create_index('ix_webhook_attempts_endpoint', ['endpoint_id', 'id'], unique=False)
 
     with op.batch_alter_table('notifications', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('ack_requested', sa.Boolean(), server_default=sa.text('0'), nullable=False))
+        batch_op.add_column(sa.Column('ack_requested', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.add_column(sa.Column('acknowledged_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('acknowledged_by_id', sa.Integer(), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_notifications_acknowledged_by_id_users'), 'users', ['acknowledged_by_id'], ['id'], ondelete='SET NULL')
