@@ -126,6 +126,20 @@ class Outbox:
             db.session.commit()
         return ids
 
+    def rearm(self, row: Any) -> dict[str, Any]:
+        """Make a dead or failed row due again — the same row, so nothing already sent repeats —
+        and return what it was (for the audit record); ValueError for any other state. The
+        caller commits."""
+        if row.state not in (DeliveryState.DEAD, DeliveryState.FAILED):
+            raise ValueError("only dead or failed rows can be sent again")
+        before = {"state": row.state.value, "attempts": row.attempts}
+        row.state = DeliveryState.PENDING
+        row.attempts = 0
+        row.next_attempt_at = utcnow()
+        row.locked_by = None
+        row.locked_until = None
+        return before
+
     def finish(
         self, row_id: int, worker: str, *, also: Callable[[], None] | None = None, **values: Any
     ) -> bool:

@@ -26,6 +26,7 @@ from ..preferences import categories, hours
 from ..preferences.models import NotificationCategory
 from ..webhooks import events as webhook_events
 from ..webhooks import reports
+from .dispatcher import OUTBOX
 from .jobs import deliver_now
 from .models import Delivery, DeliveryState, Notification
 from .routing import Route, route
@@ -211,14 +212,7 @@ def send_test_message(recipient: User, *, actor: User, pinned: Route | None = No
 
 def replay(delivery: Delivery, *, actor: User) -> Delivery:
     """Send a dead or failed delivery again: the same row, so nothing already sent repeats."""
-    if delivery.state not in (DeliveryState.DEAD, DeliveryState.FAILED):
-        raise ValueError("only dead or failed deliveries can be replayed")
-    before = {"state": delivery.state.value, "attempts": delivery.attempts}
-    delivery.state = DeliveryState.PENDING
-    delivery.attempts = 0
-    delivery.next_attempt_at = utcnow()
-    delivery.locked_by = None
-    delivery.locked_until = None
+    before = OUTBOX.rearm(delivery)
     organization = db.session.get(Organization, delivery.organization_id)
     audit.record(
         "delivery.replayed",

@@ -272,14 +272,7 @@ def _email_admins_gone(endpoint_id: int) -> None:
 
 def replay(delivery: WebhookDelivery, *, actor: User) -> None:
     """Send a dead or failed webhook again: the same row and ``webhook-id``; commits."""
-    if delivery.state not in (DeliveryState.DEAD, DeliveryState.FAILED):
-        raise ValueError("only dead or failed webhook deliveries can be replayed")
-    before = {"state": delivery.state.value, "attempts": delivery.attempts}
-    delivery.state = DeliveryState.PENDING
-    delivery.attempts = 0
-    delivery.next_attempt_at = utcnow()
-    delivery.locked_by = None
-    delivery.locked_until = None
+    before = OUTBOX.rearm(delivery)
     audit.record(
         "webhook.replayed",
         organization=db.session.get(Organization, delivery.organization_id),
