@@ -4,7 +4,7 @@ The receiver is the sandbox's (``/hooks/<name>``, run as its own process like in
 set to answer after ``--delay-ms`` (default 50). The portal side is the real sender
 (``portal.webhooks.sender``: claims with leases, signs with ``standardwebhooks``, POSTs to the
 checked address with pooled connections) at its default concurrency (``WEBHOOK_CONCURRENCY``,
-16), in this process.
+32), in this process.
 
 Two runs, each on a fresh queue of ``--events`` events to one endpoint:
 - ``healthy`` — the receiver accepts everything;
@@ -57,7 +57,7 @@ def free_port() -> int:
 
 def start_receiver(instance: Path) -> tuple[subprocess.Popen[bytes], str]:
     http, tls, smtp = free_port(), free_port(), free_port()
-    process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+    process = subprocess.Popen(
         [
             sys.executable,
             "-m",

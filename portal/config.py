@@ -105,7 +105,7 @@ class BaseConfig:
     #: Outbound webhooks: sends in flight per worker, seconds before an answer counts as lost,
     #: and whether an endpoint may be plain http or reach a receiver on this machine (loopback;
     #: development and tests only — private and metadata addresses are refused everywhere).
-    WEBHOOK_CONCURRENCY = int(_env("WEBHOOK_CONCURRENCY", "16") or 16)
+    WEBHOOK_CONCURRENCY = int(_env("WEBHOOK_CONCURRENCY", "32") or 32)
     WEBHOOK_TIMEOUT_SECONDS = float(_env("WEBHOOK_TIMEOUT_SECONDS", "15") or 15)
     WEBHOOK_REQUIRE_HTTPS = True
     WEBHOOK_ALLOW_LOOPBACK = False
