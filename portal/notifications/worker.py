@@ -25,9 +25,12 @@ def _keep_sweeping(interval: float) -> None:
     # from a killed worker waits after its lease expires. The sweep itself runs on huey.
     while True:
         time.sleep(interval)
-        jobs._wake()
-        webhooks.wake()
-        digests.build_now()
+        try:
+            jobs._wake()
+            webhooks.enqueue_pass()
+            digests.build_now()
+        except Exception:  # the queue is restarting: the next round, or huey's sweep, catches up
+            logging.getLogger(__name__).exception("sweep round failed")
 
 
 def main(argv: list[str] | None = None) -> None:

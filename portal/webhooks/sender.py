@@ -289,10 +289,16 @@ def replay(delivery: WebhookDelivery, *, actor: User) -> None:
 def wake() -> None:
     """Ask a worker for a webhook pass now (after commit; the sweep is the backstop)."""
     if current_app.config.get("DELIVERY_AUTOWAKE", True):
-        try:
-            _pass()
-        except Exception:  # the queue is down: the sweep sends them, a minute late at most
-            log.exception("could not queue a webhook pass")
+        enqueue_pass()
+
+
+def enqueue_pass() -> None:
+    """Queue a webhook pass for the worker (needs no application context: the worker's sweep
+    thread calls it)."""
+    try:
+        _pass()
+    except Exception:  # the queue is down: the sweep sends them, a minute late at most
+        log.exception("could not queue a webhook pass")
 
 
 @task()
