@@ -5,7 +5,8 @@ real way (bot token from the consent page + ``oauth.v2.access``, ``users.list`` 
 auto-link). Then, in the same run and to the same recipients with the same texts:
 
 - **portal**: 1,000 Slack deliveries queued and sent by ``dispatcher.run_due()`` in this process
-  through ``SlackProvider`` (``conversations.open`` + ``chat.postMessage``, paced per workspace,
+  through ``SlackProvider`` (``chat.postMessage`` to the user id, then to the ``D…`` id it returned;
+  paced per workspace,
   429 → rescheduled);
 - **apprise**: Apprise's Slack plugin in bot mode (``slack://xoxb-…/+U…``), its ``api_url``
   pointed at the sandbox's HTTPS listener and ``verify`` at the sandbox CA, one plugin instance

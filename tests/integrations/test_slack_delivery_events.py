@@ -46,17 +46,33 @@ def test_block_kit_has_title_body_button_and_fallback() -> None:
     )
 
 
-def test_dm_opens_once_then_posts(slack: Integration, sandbox: RunningSandbox) -> None:
+def test_first_dm_goes_to_the_user_id_without_conversations_open(
+    slack: Integration, sandbox: RunningSandbox
+) -> None:
     client = SlackProvider().client(slack)
     target = member_account()
     first = client.send_direct_message(target, MESSAGE)
+    assert str(target.extra["dm_channel"]).startswith("D")  # the id Slack answered with
     client.send_direct_message(target, MESSAGE)
     assert first.provider_message_id
-    assert calls(sandbox, "slack:conversations.open") == 1  # the DM id is cached
+    assert calls(sandbox, "slack:conversations.open") == 0
+    assert calls(sandbox, "slack:chat.postMessage") == 2
     received = sandbox.control(
         "GET", "/_control/messages?provider=slack&user=member01@demo.example"
     )
     assert len(received) == 2 and received[0]["text"].startswith("1on1のリマインド")
+
+
+def test_a_stale_dm_id_is_replaced_by_posting_to_the_user(
+    slack: Integration, sandbox: RunningSandbox
+) -> None:
+    client = SlackProvider().client(slack)
+    target = member_account()
+    target.extra = {**(target.extra or {}), "dm_channel": "D0STALE0000"}
+    assert client.send_direct_message(target, MESSAGE).provider_message_id
+    assert target.extra["dm_channel"] not in ("D0STALE0000", "")
+    assert calls(sandbox, "slack:chat.postMessage") == 2  # the refused one, then the user id
+    assert calls(sandbox, "slack:conversations.open") == 0
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ AUTH_ERRORS = frozenset(
 )  # fmt: skip
 RECIPIENT_ERRORS = frozenset(
     {"user_not_found", "users_not_found", "user_disabled", "channel_not_found", "cannot_dm_bot",
-     "is_archived", "user_not_visible"}
+     "is_archived", "user_not_visible", "messages_tab_disabled"}
 )  # fmt: skip
 TEMPORARY_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout",
@@ -225,26 +225,25 @@ class SlackClient(RefreshingClient):
     # --- ChatClient ------------------------------------------------------------------------
 
     def send_direct_message(self, account: ChatAccount, message: Message) -> DeliveryResult:
-        """conversations.open (cached per account) + chat.postMessage with Block Kit."""
+        """chat.postMessage with Block Kit to the member's DM with the app.
+
+        The first DM goes to the member's user id: Slack opens the app's DM itself, so no
+        ``conversations.open`` (50 a minute per workspace) is spent; the ``D…`` id it answers
+        with is kept and used from then on (next-capabilities.md §3).
+        """
         payload = render_message(message)
         cached = (account.extra or {}).get("dm_channel")
-        channel = cached or self._open(account)
         try:
-            answer = self._post(channel, payload)
+            answer = self._post(cached or account.external_id, payload)
         except RecipientNotFound as problem:
             if not cached or problem.code != "channel_not_found":
                 raise
-            # A stale cached DM id: reopen once; a second failure is a real one.
-            answer = self._post(self._open(account), payload)
+            # A stale cached DM id: post to the user once more; a second failure is real.
+            answer = self._post(account.external_id, payload)
+        channel = str(answer.get("channel") or "")
+        if channel and channel != cached:
+            account.extra = {**(account.extra or {}), "dm_channel": channel}
         return DeliveryResult(provider_message_id=str(answer.get("ts") or "") or None)
-
-    def _open(self, account: ChatAccount) -> str:
-        answer = self._with_token(lambda web: web.conversations_open(users=account.external_id))
-        channel = str((answer.get("channel") or {}).get("id") or "")
-        if not channel:
-            raise TemporaryProviderError("no DM channel returned", code="no_channel")
-        account.extra = {**(account.extra or {}), "dm_channel": channel}
-        return channel
 
     def _post(self, channel: str, payload: dict[str, Any]) -> SlackResponse:
         return self._with_token(
