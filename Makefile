@@ -92,8 +92,8 @@ requirements: ## Re-compile requirements*.txt from the .in files in a clean venv
 	(echo "# Generated from requirements-dev.in by 'make requirements'. Do not edit by hand."; \
 	  echo "-r requirements.txt"; /tmp/cc-req/bin/pip freeze --exclude pip | grep -vxFf requirements.txt) > requirements-dev.txt
 
-bench: $(STAMP) ## Benchmarks (one JSON line each)
-	$(PY) bench/pages.py
+bench: $(STAMP) ## Every benchmark, short settings, one table (make bench BENCH_ARGS=--full for the published figures)
+	$(PY) bench/all.py $(BENCH_ARGS)
 
 clean: ## Remove caches and local databases (keeps .venv)
 	rm -rf instance/*.sqlite3* artifacts .pytest_cache .mypy_cache .ruff_cache .coverage
