@@ -71,6 +71,7 @@ from portal.integrations.models import (  # noqa: E402
     Integration,
     IntegrationState,
 )
+from portal.integrations.providers.slack import SlackProvider  # noqa: E402
 from portal.integrations.providers.slack import client as slack  # noqa: E402
 from portal.integrations.registry import providers  # noqa: E402
 from portal.notifications import dispatcher  # noqa: E402
@@ -319,7 +320,7 @@ def main() -> None:
                 {"count": MEMBERS, "domain": "bench.example", "match_ratio": 1.0,
                  "team_id": TEAM, "seed": 1},
             )  # fmt: skip
-            rate = slack.SlackProvider.rate_per_second / scale
+            rate = SlackProvider.rate_per_second / scale
             limits = pair(tmp, "limits", box, args, rate, APPRISE_INTERVAL * scale)
             for side in ("portal", "apprise"):
                 limits[side]["real_time_s"] = round(limits[side]["seconds"] / scale, 1)
@@ -327,14 +328,14 @@ def main() -> None:
                 "rate_window_scale": scale,
                 "rules": {k: box.state.settings.rate_rules(k) for k in SLACK_BUCKETS},
                 "portal_budget_per_s": rate,
-                "portal_burst": slack.SlackProvider.burst,
+                "portal_burst": SlackProvider.burst,
                 "apprise_interval_s": APPRISE_INTERVAL * scale,
                 "concurrency": args.concurrency,
             }
             figures: dict[str, Any] = {"dms": args.dms, "at_slack_limits": limits}
             if args.scale:
                 box.configure(rate_limit_scale=args.scale, latency_ms=args.latency_ms)
-                rate = slack.SlackProvider.rate_per_second * args.scale / scale
+                rate = SlackProvider.rate_per_second * args.scale / scale
                 interval = APPRISE_INTERVAL * scale / args.scale
                 latency = pair(tmp, "latency", box, args, rate, interval)
                 latency["settings"] = {
