@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +76,21 @@ from portal.integrations.providers.slack import SlackProvider  # noqa: E402
 from portal.integrations.providers.slack import client as slack  # noqa: E402
 from portal.integrations.registry import providers  # noqa: E402
 from portal.notifications import dispatcher  # noqa: E402
-from portal.notifications.models import Delivery, DeliveryState, Notification  # noqa: E402
+from portal.notifications.models import (  # noqa: E402
+    Delivery,
+    DeliveryState,
+    Notification,
+    PacingBucket,
+)
 from sandbox.config import RATE_LIMITS  # noqa: E402
 from sandbox.slack import api as slack_api  # noqa: E402
 from sandbox.testing import run_sandbox  # noqa: E402
 
 APPRISE_INTERVAL = apprise_slack.NotifySlack.request_rate_per_sec  # seconds between calls: 1.2
 SLACK_BUCKETS = [k for k in RATE_LIMITS if k.startswith("slack:")]
+WORKSPACE_BUCKET = "slack:chat.postMessage:workspace"
+#: The run's window scale, for overrides given in real seconds (the sandbox scales them too).
+SCALE = [1.0]
 
 
 class PortalCounter:
@@ -192,12 +201,44 @@ def dms_of(app: Any) -> tuple[str, list[tuple[str, str, str]]]:
         return token, [tuple(row) for row in rows]  # type: ignore[misc]
 
 
-def portal_part(app: Any, count: int, rate: float, deadline: float) -> dict[str, Any]:
+def learned_limit(app: Any) -> float | None:
+    """The workspace budget's learned limit (messages per window), from its row."""
+    with app.app_context():
+        row = db.session.get(PacingBucket, f"slack:{TEAM}")
+        return None if row is None else (row.learned or {}).get("limit")
+
+
+def portal_part(
+    app: Any,
+    count: int,
+    timing: tuple[float, float],
+    deadline: float,
+    watch: Callable[[int, float, PortalCounter], None] | None = None,
+) -> dict[str, Any]:
+    """Send the queued DMs with the dispatcher; ``timing`` is the provider's start rate and
+    workspace window, scaled like the sandbox; ``watch(sent, seconds, counter)`` runs every
+    0.1 s in a thread of its own while they go."""
     provider = providers._providers["slack"]
-    provider.rate_per_second = rate  # type: ignore[attr-defined]  # instance only, this process
+    # Instance attributes, this process only: the class keeps Slack's real figures.
+    provider.rate_per_second, provider.workspace_window = timing  # type: ignore[attr-defined]
     counter = PortalCounter()
     slack.call_slack = counter  # type: ignore[assignment]
     started = time.monotonic()
+    done = threading.Event()
+
+    def watching() -> None:  # beside the dispatcher: one pass may take the whole run
+        assert watch is not None
+        with app.app_context():
+            while not done.wait(0.1):
+                sent = db.session.scalar(
+                    select(db.func.count()).where(Delivery.state == DeliveryState.SENT)
+                )
+                db.session.rollback()
+                watch(int(sent or 0), time.monotonic() - started, counter)
+
+    watcher = threading.Thread(target=watching, daemon=True)
+    if watch is not None:
+        watcher.start()
     try:
         with app.app_context():
             while True:
@@ -207,8 +248,11 @@ def portal_part(app: Any, count: int, rate: float, deadline: float) -> dict[str,
                     break
                 time.sleep(0.05)
     finally:
+        done.set()
+        if watcher.is_alive():
+            watcher.join()
         slack.call_slack = counter.original  # type: ignore[assignment]
-        del provider.rate_per_second  # type: ignore[attr-defined]
+        del provider.rate_per_second, provider.workspace_window  # type: ignore[attr-defined]
     elapsed = time.monotonic() - started
     sent, latencies = sent_stats(app)
     with app.app_context():
@@ -222,6 +266,8 @@ def portal_part(app: Any, count: int, rate: float, deadline: float) -> dict[str,
         "per_second": round(sent / elapsed, 2),
         "api_calls": counter.calls,
         "answered_429": counter.limited,
+        "share_429": round(counter.limited / max(1, counter.calls), 4),
+        "learned_limit_per_window": learned_limit(app),
         "enqueue_to_sent_p50_s": round(percentile(latencies, 50), 2) if latencies else None,
         "enqueue_to_sent_p95_s": round(percentile(latencies, 95), 2) if latencies else None,
     }
@@ -230,7 +276,8 @@ def portal_part(app: Any, count: int, rate: float, deadline: float) -> dict[str,
 def apprise_part(
     box: Any, token: str, dms: list[tuple[str, str, str]], interval: float, deadline: float
 ) -> dict[str, Any]:
-    """One plugin instance, the target swapped per DM (each DM has its own text)."""
+    """One plugin instance, the target swapped per DM (each DM has its own text). Apprise
+    sends one DM per ``interval`` whatever the limits, so a sample of the DMs gives its rate."""
     plugin = Apprise.instantiate(f"slack://{token}/+{dms[0][0]}?format=text")
     assert plugin is not None and plugin.mode is apprise_slack.SlackMode.BOT
     plugin.verify_certificate = box.ca_bundle  # the sandbox CA, for Apprise's requests only
@@ -265,8 +312,8 @@ def apprise_part(
     }
 
 
-def pair(tmp: Path, name: str, box: Any, args: Any, rate: float, interval: float) -> dict[str, Any]:
-    """Portal then Apprise, same DMs, fresh rate-limit counters for each."""
+def setup(tmp: Path, name: str, box: Any, args: Any) -> tuple[Any, int]:
+    """A fresh portal database with the workspace connected and ``args.dms`` DMs queued."""
     app = build(
         f"sqlite:///{tmp / (name + '.sqlite3')}",
         box.smtp_port,
@@ -280,35 +327,100 @@ def pair(tmp: Path, name: str, box: Any, args: Any, rate: float, interval: float
         logging.getLogger(logger).setLevel(logging.ERROR)  # 1,000s of lines otherwise
     links = connect(app, box)
     queue(app, args.dms, "slack", links)
-    token, dms = dms_of(app)
+    return app, len(links)
+
+
+def measured_portal(box: Any, app: Any, args: Any, timing: tuple[float, float], **kw: Any) -> Any:
     box.state.limiter.reset()
     before, calls = received(box), counts(box)
-    portal = portal_part(app, args.dms, rate, args.deadline)
+    portal = portal_part(app, args.dms, timing, args.deadline, **kw)
     portal["sandbox_received"] = received(box) - before
+    portal["lost"] = args.dms - portal["sandbox_received"]
     portal["sandbox_calls"] = diff(calls, counts(box))
+    return portal
+
+
+def pair(
+    tmp: Path, name: str, box: Any, args: Any, timing: tuple[float, float], interval: float
+) -> dict[str, Any]:
+    """Portal then Apprise, same DMs, fresh rate-limit counters for each."""
+    app, linked = setup(tmp, name, box, args)
+    token, dms = dms_of(app)
+    portal = measured_portal(box, app, args, timing)
     box.state.limiter.reset()
     before, calls = received(box), counts(box)
-    peer = apprise_part(box, token, dms, interval, args.deadline)
+    sample = dms[: args.apprise_dms or len(dms)]
+    peer = apprise_part(box, token, sample, interval, args.deadline)
     peer["sandbox_received"] = received(box) - before
     peer["sandbox_calls"] = diff(calls, counts(box))
     return {
         "portal": portal,
         "apprise": peer,
         "ratio": round(portal["per_second"] / peer["per_second"], 2) if peer["sent"] else None,
-        "linked_members": len(links),
+        "linked_members": linked,
+    }
+
+
+def workspace_limit(box: Any) -> tuple[int, float]:
+    """The sandbox's workspace rule for chat.postMessage now: (messages, window seconds)."""
+    (limit, window), *_ = box.state.settings.rate_rules(WORKSPACE_BUCKET)
+    return limit, window
+
+
+def halved(tmp: Path, box: Any, args: Any, timing: tuple[float, float]) -> dict[str, Any]:
+    """A broadcast during which the sandbox's workspace limit is halved (control API) once half
+    the DMs are sent: how soon the learned limit is under the new one, and the 429s after it."""
+    app, _ = setup(tmp, "halved", box, args)
+    limit, window = workspace_limit(box)
+    seen: dict[str, Any] = {"changed_at": None, "under_at": None}
+    calls: dict[str, int] = {}
+
+    def watch(sent: int, seconds: float, counter: PortalCounter) -> None:
+        if seen["changed_at"] is None and sent >= args.dms // 2:
+            new = [[limit // 2, window / SCALE[0]]]  # the sandbox scales the window given
+            box.configure(rate_limit_overrides={WORKSPACE_BUCKET: new})
+            seen["changed_at"] = seconds
+            calls.update(total_then=counter.calls, limited_then=counter.limited)
+        elif seen["changed_at"] is not None and seen["under_at"] is None:
+            learned = learned_limit(app)
+            if learned is not None and learned <= limit // 2:
+                seen["under_at"] = seconds
+
+    try:
+        portal = measured_portal(box, app, args, timing, watch=watch)
+    finally:
+        box.configure(rate_limit_overrides={})
+    calls_after = portal["api_calls"] - calls.get("total_then", 0)
+    limited_after = portal["answered_429"] - calls.get("limited_then", 0)
+    recovery = (
+        None if seen["under_at"] is None or seen["changed_at"] is None
+        else round(seen["under_at"] - seen["changed_at"], 2)
+    )  # fmt: skip
+    return {
+        "portal": portal,
+        "limit_before": limit,
+        "limit_after": limit // 2,
+        "window_s": window,
+        "halved_at_s": seen["changed_at"],
+        "learned_under_new_limit_after_s": recovery,
+        "recovery_in_windows": None if recovery is None else round(recovery / window, 2),
+        "calls_after_change": calls_after,
+        "answered_429_after_change": limited_after,
+        "share_429_after_change": round(limited_after / max(1, calls_after), 4),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dms", type=int, default=1000)
-    parser.add_argument("--window-scale", type=float, default=0.05, help="sandbox window ×")
-    parser.add_argument("--scale", type=float, default=1000.0, help="limits × (0: skip part 2)")
-    parser.add_argument("--latency-ms", type=int, default=50, help="per call, part 2 only")
+    parser.add_argument("--window-scale", type=float, default=1.0, help="sandbox window ×")
+    parser.add_argument("--apprise-dms", type=int, default=100, help="Apprise's sample (0: all)")
+    parser.add_argument("--scale", type=float, default=1000.0, help="limits × (0: skip part 3)")
+    parser.add_argument("--latency-ms", type=int, default=50, help="per call, part 3 only")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--deadline", type=float, default=240.0, help="seconds per side")
+    parser.add_argument("--deadline", type=float, default=900.0, help="seconds per side")
     args = parser.parse_args()
-    scale = args.window_scale
+    scale = SCALE[0] = args.window_scale
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         config = {"rate_window_scale": scale}
@@ -320,29 +432,37 @@ def main() -> None:
                 {"count": MEMBERS, "domain": "bench.example", "match_ratio": 1.0,
                  "team_id": TEAM, "seed": 1},
             )  # fmt: skip
-            rate = SlackProvider.rate_per_second / scale
-            limits = pair(tmp, "limits", box, args, rate, APPRISE_INTERVAL * scale)
+            # The portal's own time constants compressed like the sandbox's windows.
+            timing = (SlackProvider.rate_per_second / scale, SlackProvider.workspace_window * scale)
+            limit, window = workspace_limit(box)
+            limits = pair(tmp, "limits", box, args, timing, APPRISE_INTERVAL * scale)
             for side in ("portal", "apprise"):
                 limits[side]["real_time_s"] = round(limits[side]["seconds"] / scale, 1)
+            limits["fraction_of_workspace_limit"] = round(
+                limits["portal"]["per_second"] / (limit / window), 3
+            )
             limits["settings"] = {
                 "rate_window_scale": scale,
                 "rules": {k: box.state.settings.rate_rules(k) for k in SLACK_BUCKETS},
-                "portal_budget_per_s": rate,
+                "portal_start_rate_per_s": timing[0],
+                "portal_workspace_window_s": timing[1],
                 "portal_burst": SlackProvider.burst,
                 "apprise_interval_s": APPRISE_INTERVAL * scale,
+                "apprise_sample": limits["apprise"]["sent"] + limits["apprise"]["failed"],
                 "concurrency": args.concurrency,
             }
             figures: dict[str, Any] = {"dms": args.dms, "at_slack_limits": limits}
+            figures["limit_halved"] = halved(tmp, box, args, timing)
             if args.scale:
                 box.configure(rate_limit_scale=args.scale, latency_ms=args.latency_ms)
                 rate = SlackProvider.rate_per_second * args.scale / scale
                 interval = APPRISE_INTERVAL * scale / args.scale
-                latency = pair(tmp, "latency", box, args, rate, interval)
+                latency = pair(tmp, "latency", box, args, (rate, timing[1]), interval)
                 latency["settings"] = {
                     "rate_limit_scale": args.scale,
                     "rate_window_scale": scale,
                     "latency_ms": args.latency_ms,
-                    "portal_budget_per_s": rate,
+                    "portal_start_rate_per_s": rate,
                     "apprise_interval_s": interval,
                     "concurrency": args.concurrency,
                 }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Float,
     ForeignKey,
@@ -146,6 +148,8 @@ class PacingBucket(db.Model):  # type: ignore[name-defined]
     tokens: Mapped[float] = mapped_column(Float, default=0.0)
     refilled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: A learned budget's state (``notifications/ceiling.py``); NULL for a fixed budget.
+    learned: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ApiKey(db.Model):  # type: ignore[name-defined]

@@ -8,6 +8,7 @@ bucket (that workspace), not just one delivery. One organization's buckets never
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..database import utcnow, write_section
 from ..extensions import db
 from ..integrations.providers.base import PacingBudget
+from . import ceiling
 from .models import PacingBucket
 
 _known: set[tuple[str, str]] = set()  # (database url, key) rows this process has seen exist
@@ -48,6 +50,12 @@ _reserved_lock = threading.Lock()
 RESERVE_SECONDS = 0.2
 
 
+#: Buckets of budgets with ``shared=False``, by (database, key): (tokens, monotonic time).
+_local: dict[tuple[str, str], tuple[float, float]] = {}
+#: Past this many local buckets, the full ones (idle long enough to have refilled) are dropped.
+LOCAL_BUCKETS = 10_000
+
+
 def forget_local_state() -> None:
     """Drop what this process remembers of the buckets (reserved tokens, rows known to exist).
 
@@ -57,6 +65,7 @@ def forget_local_state() -> None:
     """
     with _reserved_lock:
         _reserved.clear()
+        _local.clear()
     _known.clear()
 
 
@@ -71,12 +80,20 @@ def await_tokens(budgets: Sequence[PacingBudget]) -> float:
     """Take a token from each of ``budgets`` in turn, sleeping through short waits; return a
     longer wait (the send must wait that long), or 0 once every token is taken.
 
-    A token taken from an earlier budget is spent even when a later one says wait: the fleet
-    stays under every limit, at the cost of one unused token. Within one process only one
-    thread at a time polls a given bucket: the others queue on a local lock instead of
-    hammering the shared row (on SQLite every poll is a write).
+    ``budgets`` come widest first (the workspace, then the member's channel); they are taken
+    narrowest first. A token taken from one budget is spent even when the next says wait: the
+    fleet stays under every limit, at the cost of one unused token, and that token is better a
+    busy member's than one the workspace's learned count has already recorded. Within one
+    process only one thread at a time polls a given bucket: the others queue on a local lock
+    instead of hammering the shared row (on SQLite every poll is a write).
     """
-    for budget in budgets:
+    for budget in reversed(budgets):
+        if not budget.shared:
+            while (wait := _take_local(budget)) > 0:
+                if wait > MAX_INLINE_WAIT:
+                    return wait
+                time.sleep(wait)
+            continue
         with _bucket_locks_guard:
             lock = _bucket_locks.setdefault(budget.key, threading.Lock())
         with lock:
@@ -87,78 +104,149 @@ def await_tokens(budgets: Sequence[PacingBudget]) -> float:
     return 0.0
 
 
+def _take_local(budget: PacingBudget) -> float:
+    """Take one token from this process's bucket of an unshared budget; 0, or seconds to wait."""
+    slot = (str(db.engine.url), budget.key)
+    moment = time.monotonic()
+    with _reserved_lock:
+        tokens, at = _local.get(slot, (float(budget.burst), moment))
+        tokens = min(float(budget.burst), tokens + (moment - at) * budget.rate)
+        if tokens < 1.0:
+            _local[slot] = (tokens, moment)
+            return (1.0 - tokens) / budget.rate
+        _local[slot] = (tokens - 1.0, moment)
+        if len(_local) > LOCAL_BUCKETS:
+            idle = [
+                k for k, (_t, when) in _local.items() if moment - when > budget.burst / budget.rate
+            ]
+            for key in idle:
+                del _local[key]
+        return 0.0
+
+
 def take(budget: PacingBudget, now: datetime | None = None) -> float:
-    """Take one token, from this process's reservation when it has one; see :func:`_take`."""
+    """Take one token, from this process's reservation when it has one; see :func:`take_batch`."""
     slot = (str(db.engine.url), budget.key)
     with _reserved_lock:
         count, expires = _reserved.get(slot, (0, 0.0))
         if count > 0 and time.monotonic() < expires:
             _reserved[slot] = (count - 1, expires)
             return 0.0
-    wanted = max(1, min(budget.burst, int(budget.rate * RESERVE_SECONDS)))
-    wait, got = _take_many(budget, wanted, now)
+    wait, got = take_batch(budget, now or utcnow())
     if got > 1:
         with _reserved_lock:
             _reserved[slot] = (got - 1, time.monotonic() + RESERVE_SECONDS)
     return wait
 
 
-def _take_many(budget: PacingBudget, wanted: int, now: datetime | None) -> tuple[float, int]:
-    """Take one token; return 0 when taken, else the seconds to wait (nothing taken).
+def _wanted(rate: float, burst: int) -> int:
+    """How many tokens to take at once: what this process is likely to use within
+    :data:`RESERVE_SECONDS`, so a fast budget costs one database round trip per several sends."""
+    return max(1, min(burst, int(rate * RESERVE_SECONDS)))
 
-    Runs in its own short transaction. On PostgreSQL the row is locked with ``FOR UPDATE``; on
-    SQLite a no-op UPDATE takes the database write lock first, which serialises takers.
+
+def _locked(key: str, burst: int) -> PacingBucket:
+    """The bucket's row, created if missing, locked until the caller commits.
+
+    On PostgreSQL the row is locked with ``FOR UPDATE``; on SQLite a no-op UPDATE takes the
+    database write lock first, which serialises takers.
     """
-    now = now or utcnow()
-    with write_section():
-        return _take(budget, wanted, now)
-
-
-def _take(budget: PacingBudget, wanted: int, now: datetime) -> tuple[float, int]:
-    _ensure(budget.key, budget.burst)
+    _ensure(key, burst)
     if db.engine.dialect.name == "sqlite":
         db.session.execute(
-            update(PacingBucket).where(PacingBucket.key == budget.key).values(key=PacingBucket.key)
+            update(PacingBucket).where(PacingBucket.key == key).values(key=PacingBucket.key)
         )
-        bucket = db.session.get(PacingBucket, budget.key, populate_existing=True)
+        bucket = db.session.get(PacingBucket, key, populate_existing=True)
     else:
         bucket = db.session.scalar(
             select(PacingBucket)
-            .where(PacingBucket.key == budget.key)
+            .where(PacingBucket.key == key)
             .with_for_update()
             .execution_options(populate_existing=True)
         )
     if bucket is None:  # the row went away (tables truncated): create it and start again
-        _known.discard((str(db.engine.url), budget.key))
+        _known.discard((str(db.engine.url), key))
         db.session.rollback()
-        return _take(budget, wanted, now)
+        return _locked(key, burst)
+    return bucket
+
+
+def take_batch(budget: PacingBudget, now: datetime) -> tuple[float, int]:
+    """Take tokens in one short transaction: ``(0, how many)`` when taken, else ``(seconds to
+    wait, 0)`` with nothing taken."""
+    with write_section():
+        return _take(budget, now)
+
+
+def _take(budget: PacingBudget, now: datetime) -> tuple[float, int]:
+    bucket = _locked(budget.key, budget.burst)
     try:
         if bucket.blocked_until and bucket.blocked_until > now:
             return (bucket.blocked_until - now).total_seconds(), 0
         elapsed = max(0.0, (now - bucket.refilled_at).total_seconds())
-        tokens = min(float(budget.burst), bucket.tokens + elapsed * budget.rate)
-        if tokens >= 1.0:
-            got = min(wanted, int(tokens))
-            bucket.tokens = tokens - got
-            bucket.refilled_at = now
-            return 0.0, got
-        return (1.0 - tokens) / budget.rate, 0
+        if budget.window is None:
+            tokens = min(float(budget.burst), bucket.tokens + elapsed * budget.rate)
+            if tokens >= 1.0:
+                got = min(_wanted(budget.rate, budget.burst), int(tokens))
+                bucket.tokens = tokens - got
+                bucket.refilled_at = now
+                return 0.0, got
+            return (1.0 - tokens) / budget.rate, 0
+        return _take_learned(bucket, budget, budget.window, now, elapsed)
     finally:
         db.session.commit()
 
 
-def block(key: str, seconds: float) -> None:
-    """The provider said "wait": nobody uses this bucket for ``seconds`` (Retry-After)."""
-    until = utcnow() + timedelta(seconds=seconds)
+def _take_learned(
+    bucket: PacingBucket, budget: PacingBudget, window: float, now: datetime, elapsed: float
+) -> tuple[float, int]:
+    """A learned budget: the rate and the sliding-window count come from the row's state."""
+    moment = now.timestamp()
+    state = ceiling.Learned.load(bucket.learned, budget.rate, moment)
+    ceiling.adapt(state, window, moment)
+    burst = max(budget.burst, math.ceil(state.rate * RESERVE_SECONDS))
+    tokens = min(float(burst), bucket.tokens + elapsed * state.rate)
+    space = ceiling.room(state, window, moment)
+    bucket.tokens, bucket.refilled_at = tokens, now
+    if tokens >= 1.0 and space >= 1.0:
+        got = int(min(_wanted(state.rate, burst), tokens, space))
+        bucket.tokens = tokens - got
+        ceiling.record(state, window, moment, got)
+        bucket.learned = state.dump()
+        return 0.0, got
+    state.waited = True
+    bucket.learned = state.dump()
+    if space < 1.0:
+        return ceiling.frees_in(state, window, moment), 0
+    return (1.0 - tokens) / state.rate, 0
+
+
+def limited(budget: PacingBudget, seconds: float, now: datetime | None = None) -> None:
+    """The provider answered 429: nobody uses this bucket for ``seconds`` (Retry-After), and a
+    learned budget drops below what got through before it. The 429s of sends that were already
+    on their way when the first one came are one event: they only extend the block. The refused
+    send and the tokens this process had reserved are uncounted: the provider never counted them.
+    """
+    now = now or utcnow()
+    until = now + timedelta(seconds=seconds)
     with _reserved_lock:
         # Tokens reserved before the 429 are void too.
-        _reserved.pop((str(db.engine.url), key), None)
+        unused, _expires = _reserved.pop((str(db.engine.url), budget.key), (0, 0.0))
     with write_section():
-        _ensure(key, 1)
-        db.session.execute(
-            update(PacingBucket)
-            .where(PacingBucket.key == key)
-            .where((PacingBucket.blocked_until.is_(None)) | (PacingBucket.blocked_until < until))
-            .values(blocked_until=until, tokens=0.0)
-        )
+        bucket = _locked(budget.key, 1)
+        blocked = bucket.blocked_until is not None and bucket.blocked_until > now
+        if budget.window is not None:
+            state = ceiling.Learned.load(bucket.learned, budget.rate, now.timestamp())
+            ceiling.release(state, 1 + unused)
+            if not blocked:
+                ceiling.limited(state, budget.window, now.timestamp())
+            bucket.learned = state.dump()
+        if not blocked or bucket.blocked_until < until:  # type: ignore[operator]
+            bucket.blocked_until = until
+        bucket.tokens = 0.0
         db.session.commit()
+
+
+def block(key: str, seconds: float) -> None:
+    """Nobody uses the fixed bucket ``key`` for ``seconds``; see :func:`limited`."""
+    limited(PacingBudget(key, 1.0), seconds)

@@ -60,23 +60,25 @@ Handler = Callable[[Call], dict[str, Any]]
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """How to authorize a method: token needed, and which scopes (any one) it accepts."""
+    """How to authorize a method: token needed, and which scopes (any one) it accepts.
+    ``own_limits``: the handler counts its rate limits itself (not once per workspace)."""
 
     handler: Handler
     needs_token: bool
     scopes: tuple[str, ...]
+    own_limits: bool = False
 
 
 METHODS: dict[str, MethodSpec] = {}
 
 
 def method(
-    name: str, scopes: tuple[str, ...] = (), needs_token: bool = True
+    name: str, scopes: tuple[str, ...] = (), needs_token: bool = True, own_limits: bool = False
 ) -> Callable[[Handler], Handler]:
     """Register a Web API method handler."""
 
     def register(handler: Handler) -> Handler:
-        METHODS[name] = MethodSpec(handler, needs_token, scopes)
+        METHODS[name] = MethodSpec(handler, needs_token, scopes, own_limits)
         return handler
 
     return register
@@ -139,7 +141,8 @@ def dispatch(name: str) -> Response | tuple[Response, int]:
         with state.lock:
             if spec.needs_token:
                 call = _authenticate(state, args, spec)
-                check_rate(state, f"slack:{name}", call.team.team_id)
+                if not spec.own_limits:
+                    check_rate(state, f"slack:{name}", call.team.team_id)
             else:
                 call = Call(state, args, None, None)
             payload = spec.handler(call)

@@ -135,7 +135,8 @@ def _resolve_channel(team: SlackWorkspace, channel: str) -> tuple[str, SlackUser
     return channel, user
 
 
-@method("chat.postMessage", scopes=("chat:write",))
+# Its limits are per channel and per workspace (below), not the per-workspace count of a tier.
+@method("chat.postMessage", scopes=("chat:write",), own_limits=True)
 def chat_post_message(call: Call) -> dict[str, Any]:
     """Post a DM; text and blocks are kept for the inspector."""
     team = call.team

@@ -84,11 +84,22 @@ class PacingBudget:
 
     ``key`` names the shared bucket ("slack:T0123"); ``rate`` is requests per second and
     ``burst`` the bucket size. Every worker process draws from the same bucket.
+
+    With ``window`` (seconds) the limit is learned instead (``notifications/ceiling.py``):
+    ``rate`` is only the safe rate to start from, and the ceiling per ``window`` is found from
+    the provider's 429s. For a limit the provider does not publish as a number.
+
+    ``shared=False`` keeps the bucket in the worker process instead of the database: for a
+    limit on one member's conversation, where a shared row costs a database write for every
+    message while several processes sending one member several messages within a second is
+    rare (and then answered by a 429 and a retry, like any other).
     """
 
     key: str
     rate: float
     burst: int = 1
+    window: float | None = None
+    shared: bool = True
 
 
 @dataclass(frozen=True)

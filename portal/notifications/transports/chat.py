@@ -77,7 +77,7 @@ class ChatTransport(Transport):
             result = self.provider.client(integration).send_direct_message(account, message)
         except ProviderRateLimited as exc:
             wait = exc.retry_after if exc.retry_after is not None else retry_delay(1)
-            pacing.block(budgets[0].key, wait)
+            pacing.limited(budgets[0], wait)
             return Later(wait, exc.code, str(exc))
         except ProviderAuthError as exc:
             _break_integration(integration, exc.code)
