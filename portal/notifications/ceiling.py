@@ -10,9 +10,10 @@ elsewhere. So the budget is learned, the way TCP learns a path's capacity:
   429 at a higher rate, with more sends on their way to collect a 429 too.
 - **Decrease.** On a 429 the ceiling is what got through in the window just before it: the
   limit becomes :data:`DECREASE` of that (below the observed ceiling). ``Retry-After`` blocks
-  the bucket besides (``pacing.limited``). The rate then allows a window's limit in an eighth
-  of it: the count, not the rate, keeps sends under the limit, and a rate of the limit spread
-  over the window could not follow the window as it slides past the probe's fast sends.
+  the bucket besides (``pacing.limited``). The rate then allows :data:`FOLLOW` times the limit
+  spread over the window: the count, not the rate, keeps sends under the limit, and the limit
+  spread evenly could not follow the window as it slides past the probe's fast sends; more
+  would put more sends on their way to collect a 429 when the ceiling moves.
 - **Increase.** Each window that passes without a 429 while senders waited raises the limit,
   by :data:`INCREASE` the first time and twice the last step each time after: a ceiling that
   did not move is touched again within a few windows (one 429 per few windows of sends), and
@@ -45,6 +46,8 @@ INCREASE = 0.05
 #: senders waited.
 PROBE_FACTOR = 2.0
 PROBE_STEPS = 8
+#: Once the limit is known, the rate allows this many times the limit spread over the window.
+FOLLOW = 2.0
 
 
 @dataclass
@@ -128,7 +131,7 @@ def record(state: Learned, window: float, now: float, count: int) -> None:
 
 
 def _rate(limit: float, window: float) -> float:
-    return limit * PROBE_STEPS / window
+    return limit * FOLLOW / window
 
 
 def release(state: Learned, count: int) -> None:

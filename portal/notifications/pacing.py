@@ -125,14 +125,16 @@ def _take_local(budget: PacingBudget) -> float:
 
 
 def take(budget: PacingBudget, now: datetime | None = None) -> float:
-    """Take one token, from this process's reservation when it has one; see :func:`take_batch`."""
+    """Take one token, from this process's reservation when it has one; see :func:`take_batch`.
+    A learned budget counts reserved tokens as sent: those a reservation leaves unused when it
+    expires are handed back, so the count keeps mirroring the provider's."""
     slot = (str(db.engine.url), budget.key)
     with _reserved_lock:
-        count, expires = _reserved.get(slot, (0, 0.0))
+        count, expires = _reserved.pop(slot, (0, 0.0))
         if count > 0 and time.monotonic() < expires:
             _reserved[slot] = (count - 1, expires)
             return 0.0
-    wait, got = take_batch(budget, now or utcnow())
+    wait, got = take_batch(budget, now or utcnow(), unused=count)
     if got > 1:
         with _reserved_lock:
             _reserved[slot] = (got - 1, time.monotonic() + RESERVE_SECONDS)
@@ -171,14 +173,14 @@ def _locked(key: str, burst: int) -> PacingBucket:
     return bucket
 
 
-def take_batch(budget: PacingBudget, now: datetime) -> tuple[float, int]:
+def take_batch(budget: PacingBudget, now: datetime, unused: int = 0) -> tuple[float, int]:
     """Take tokens in one short transaction: ``(0, how many)`` when taken, else ``(seconds to
-    wait, 0)`` with nothing taken."""
+    wait, 0)`` with nothing taken. ``unused``: tokens of an earlier batch that were not sent."""
     with write_section():
-        return _take(budget, now)
+        return _take(budget, now, unused)
 
 
-def _take(budget: PacingBudget, now: datetime) -> tuple[float, int]:
+def _take(budget: PacingBudget, now: datetime, unused: int) -> tuple[float, int]:
     bucket = _locked(budget.key, budget.burst)
     try:
         if bucket.blocked_until and bucket.blocked_until > now:
@@ -192,17 +194,23 @@ def _take(budget: PacingBudget, now: datetime) -> tuple[float, int]:
                 bucket.refilled_at = now
                 return 0.0, got
             return (1.0 - tokens) / budget.rate, 0
-        return _take_learned(bucket, budget, budget.window, now, elapsed)
+        return _take_learned(bucket, budget, budget.window, now, elapsed, unused)
     finally:
         db.session.commit()
 
 
 def _take_learned(
-    bucket: PacingBucket, budget: PacingBudget, window: float, now: datetime, elapsed: float
+    bucket: PacingBucket,
+    budget: PacingBudget,
+    window: float,
+    now: datetime,
+    elapsed: float,
+    unused: int,
 ) -> tuple[float, int]:
     """A learned budget: the rate and the sliding-window count come from the row's state."""
     moment = now.timestamp()
     state = ceiling.Learned.load(bucket.learned, budget.rate, moment)
+    ceiling.release(state, unused)
     ceiling.adapt(state, window, moment)
     burst = max(budget.burst, math.ceil(state.rate * RESERVE_SECONDS))
     tokens = min(float(burst), bucket.tokens + elapsed * state.rate)
