@@ -28,7 +28,7 @@ OUT = ROOT / "artifacts" / "bench"
 BENCHES: dict[str, tuple[list[str], bool]] = {
     "pages": (["--members", "1000", "--events", "20000", "--rounds", "30"], True),
     "dispatch": (["--emails", "1000", "--dms", "200"], True),
-    "dispatch_slack": (["--dms", "200", "--deadline", "120"], True),
+    "dispatch_slack": (["--window-scale", "0.25", "--apprise-dms", "50"], True),
     "dispatch_chatwork": (["--dms", "200"], True),
     "autolink": (["--members", "1000"], True),
     "reach": (["--members", "1000"], True),

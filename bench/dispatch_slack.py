@@ -5,13 +5,15 @@ real way (bot token from the consent page + ``oauth.v2.access``, ``users.list`` 
 auto-link). Then, in the same run and to the same recipients with the same texts:
 
 - **portal**: 1,000 Slack deliveries queued and sent by ``dispatcher.run_due()`` in this process
-  through ``SlackProvider`` (``chat.postMessage`` to the user id, then to the ``D…`` id it returned;
-  paced per workspace,
-  429 → rescheduled);
+  through ``SlackProvider`` (``chat.postMessage`` to the user id, no ``conversations.open``;
+  a 1/s per-channel bucket and the workspace's *learned* budget, ``notifications/ceiling.py``,
+  which starts at 1 message/s and is never told the workspace's limit; 429 → rescheduled);
 - **apprise**: Apprise's Slack plugin in bot mode (``slack://xoxb-…/+U…``), its ``api_url``
   pointed at the sandbox's HTTPS listener and ``verify`` at the sandbox CA, one plugin instance
   sending the DMs one after another (Apprise's own pacing, no retries: its defaults; ``+U…`` is
   Apprise's raw-id target: ``@U…`` is sent as ``channel="@U…"``, which the sandbox refuses).
+  Apprise waits 1.2 s between calls whatever the limits, so it sends a sample
+  (``--apprise-dms``, default 100) and its rate is that sample's.
 
 Apprise's bot-mode body is ``attachments`` only (no ``text``, no top-level ``blocks``): Slack
 accepts that, the sandbox answers ``no_text``. ``accept_attachments()`` patches the sandbox's
@@ -20,19 +22,26 @@ is the attachments' title/text); nothing else changes.
 
 Both are timed; 429s are counted on the client side, receipts with the control API
 (``GET /_control/messages?provider=slack``), calls per method (429s included) with
-``GET /_control/requests``. The ratio is portal throughput ÷ Apprise's.
+``GET /_control/requests``. ``ratio`` is portal throughput ÷ Apprise's;
+``fraction_of_workspace_limit`` is portal throughput ÷ the sandbox's workspace limit
+(400 per 60 s).
 
-Rate limits: the sandbox's real Slack figures (``sandbox/config.py`` ``RATE_LIMITS``:
-chat.postMessage 5/1 s and 60/60 s per channel, 400/60 s per workspace; conversations.open
-Tier 3 50/60 s), with every window multiplied by ``--window-scale`` (default 0.05) so the run
-fits in a few minutes. Both clients' own pacing is scaled by the same factor (the portal's
-1 msg/s budget, Apprise's 1.2 s between calls), so ``real_time_s`` = seconds ÷ scale estimates
-the time at Slack's real windows (the sandbox's ``Retry-After`` is whole seconds, at least 1, and
-is not scaled: under compression a 429 costs the portal relatively more than it would at Slack).
-Second part (``--scale``, default 1000): every limit ×1000 and ``--latency-ms`` per call, so
-latency binds instead of the limits.
+Parts, in one run:
 
-    .venv/bin/python bench/dispatch_slack.py [--dms 1000] [--window-scale 0.05] [--scale 1000]
+1. ``at_slack_limits``: the sandbox's real Slack windows (``sandbox/config.py`` ``RATE_LIMITS``:
+   chat.postMessage 5/1 s and 60/60 s per channel, 400/60 s per workspace). ``--window-scale``
+   compresses every window for a quicker run (``make bench`` uses 0.25); the portal's own time
+   constants (start rate, the learned budget's window) and Apprise's interval are compressed by
+   the same factor, so ``real_time_s`` = seconds ÷ scale. Two things do not compress: the
+   sandbox's ``Retry-After`` is whole seconds (at least 1), and sends on their way when a 429
+   comes are as many as real latency makes them, so a compressed run shows more 429s.
+2. ``limit_halved``: a fresh database (nothing learned yet), and once half the DMs are sent the
+   sandbox's workspace limit is halved through the control API: how soon the learned limit is
+   under the new one (``recovery_in_windows``) and the share of calls answered 429 after it.
+3. ``latency_bound`` (``--scale``, default 1000): every limit ×1000 and ``--latency-ms`` per
+   call, so latency binds instead of the limits.
+
+    .venv/bin/python bench/dispatch_slack.py [--dms 1000] [--window-scale 1] [--apprise-dms 100]
 """
 
 from __future__ import annotations

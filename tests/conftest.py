@@ -29,6 +29,7 @@ from portal.accounts.permissions import Role
 from portal.config import sandbox_urls
 from portal.extensions import db
 from portal.notifications import pacing
+from portal.notifications.transports import chat as chat_transport
 from portal.tasks import huey
 from sandbox.testing import RunningSandbox, run_sandbox
 
@@ -110,8 +111,10 @@ def fresh_database(template: str, tmp_path: Path) -> str:
         )
         connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
-    # The truncated tables included the pacing buckets: forget this process's reservations.
+    # The truncated tables included the pacing buckets and integrations: forget this process's
+    # reservations and when it last stamped an integration's last success.
     pacing.forget_local_state()
+    chat_transport.forget_local_state()
     return template
 
 

@@ -61,6 +61,7 @@ class Pressed:
             provider,
             self.integration,
             self.account,
+            link=dm.link_of(self.integration, self.recipient),
             notes=notes,
         )
 

@@ -162,16 +162,19 @@ def message_for(
     integration: Integration,
     account: ChatAccount,
     *,
+    link: AccountLink | None,
     notes: tuple[str, ...] = (),
     now: datetime | None = None,
 ) -> Message:
-    """The DM of ``notification`` to ``account``, with the choices it offers now.
+    """The DM of ``notification`` to ``account``, with the choices it offers now. ``link`` is
+    the recipient's link in ``integration`` (:func:`link_of`; the dispatcher loads it with the
+    delivery).
 
     For a provider without buttons this issues a page link (a row, flushed: the caller
     commits it with the send's outcome).
     """
     locale = locale_for(recipient)
-    keys = offered(notification, account, link_of(integration, recipient))
+    keys = offered(notification, account, link)
     with force_locale(locale):
         lines = list(notes)
         if notification.acknowledged_at is not None:

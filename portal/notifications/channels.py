@@ -21,7 +21,7 @@ from .models import Delivery, Notification
 
 if TYPE_CHECKING:
     from ..accounts.models import User
-    from ..integrations.models import ChatAccount, Integration
+    from ..integrations.models import AccountLink, ChatAccount, Integration
     from ..integrations.providers.base import ChatProvider
 
 
@@ -35,6 +35,8 @@ class Attempt:
     #: The integration and account a chat delivery was routed to (None for other channels).
     integration: Integration | None = None
     account: ChatAccount | None = None
+    #: The recipient's link in ``integration``, loaded with the rest (the DM's choices need it).
+    link: AccountLink | None = None
 
 
 @dataclass(frozen=True)

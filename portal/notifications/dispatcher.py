@@ -26,12 +26,12 @@ from datetime import timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from ..accounts.models import User
 from ..database import utcnow, write_section
 from ..extensions import db
-from ..integrations.models import ChatAccount, Integration
+from ..integrations.models import AccountLink, ChatAccount, Integration
 from ..outbox import Outbox, run_pipeline
 from ..preferences.hours import HELD_QUIET_HOURS
 from ..webhooks import reports
@@ -98,23 +98,31 @@ def run_due(limit: int | None = None, worker: str = WORKER_ID) -> int:
     )
 
 
+#: One query for the row and everything its send needs (built once: this runs for every message).
+_LOAD = (
+    select(Delivery, Notification, User, Integration, ChatAccount, AccountLink)
+    .join(Notification, Notification.id == Delivery.notification_id)
+    .join(User, User.id == Notification.recipient_id)
+    .outerjoin(Integration, Integration.id == Delivery.integration_id)
+    .outerjoin(ChatAccount, ChatAccount.id == Delivery.chat_account_id)
+    .outerjoin(
+        AccountLink,
+        (AccountLink.integration_id == Delivery.integration_id)
+        & (AccountLink.user_id == Notification.recipient_id),
+    )
+    .where(Delivery.id == bindparam("id"))
+)
+
+
 def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
     """Send one claimed delivery and record the outcome."""
-    # One query for the row, its notification and recipient: this runs for every message.
-    row = db.session.execute(
-        select(Delivery, Notification, User, Integration, ChatAccount)
-        .join(Notification, Notification.id == Delivery.notification_id)
-        .join(User, User.id == Notification.recipient_id)
-        .outerjoin(Integration, Integration.id == Delivery.integration_id)
-        .outerjoin(ChatAccount, ChatAccount.id == Delivery.chat_account_id)
-        .where(Delivery.id == delivery_id)
-    ).first()
+    row = db.session.execute(_LOAD, {"id": delivery_id}).first()
     if row is None:
         return
-    delivery, notification, recipient, integration, account = row
+    delivery, notification, recipient, integration, account, link = row
     if delivery.state is not DeliveryState.SENDING or delivery.locked_by != worker:
         return
-    attempt = Attempt(delivery, notification, recipient, integration, account)
+    attempt = Attempt(delivery, notification, recipient, integration, account, link)
     try:
         transport = transports.get(delivery.channel)
         outcome = (

@@ -10,7 +10,8 @@ account flags its link (DL-07); the e-mail fallback is the dispatcher's.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+import time
 
 from flask_babel import gettext
 from sqlalchemy import select, update
@@ -71,7 +72,12 @@ class ChatTransport(Transport):
         if wait > 0:
             return Later(wait)
         message = actions.message_for(
-            attempt.notification, attempt.recipient, self.provider, integration, account
+            attempt.notification,
+            attempt.recipient,
+            self.provider,
+            integration,
+            account,
+            link=attempt.link,
         )
         try:
             result = self.provider.client(integration).send_direct_message(account, message)
@@ -94,17 +100,33 @@ class ChatTransport(Transport):
 
     def after_sent(self, attempt: Attempt) -> None:
         # Health shows the last successful send; a minute's precision spares a write per message.
+        # When this process wrote it is remembered here: reading the row's value back would cost
+        # a query per message (the outcome's commit expired it).
         integration = attempt.integration
-        now = utcnow()
-        if integration is None or (
-            integration.last_success_at is not None
-            and now - integration.last_success_at <= timedelta(minutes=1)
-        ):
+        if integration is None:
             return
+        moment = time.monotonic()
+        slot = (str(db.engine.url), integration.id)
+        if moment - _success_written.get(slot, -math.inf) < SUCCESS_PRECISION:
+            return
+        _success_written[slot] = moment
         db.session.execute(
-            update(Integration).where(Integration.id == integration.id).values(last_success_at=now)
+            update(Integration)
+            .where(Integration.id == integration.id)
+            .values(last_success_at=utcnow())
         )
         db.session.commit()
+
+
+#: Seconds of precision of ``Integration.last_success_at``.
+SUCCESS_PRECISION = 60.0
+#: When this process last wrote it, by (database, integration id): monotonic seconds.
+_success_written: dict[tuple[str, int], float] = {}
+
+
+def forget_local_state() -> None:
+    """For a process whose database was emptied under it (the test suite on PostgreSQL)."""
+    _success_written.clear()
 
 
 def _break_integration(integration: Integration, reason: str) -> None:
