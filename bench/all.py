@@ -30,6 +30,7 @@ BENCHES: dict[str, tuple[list[str], bool]] = {
     "dispatch": (["--emails", "1000", "--dms", "200"], True),
     "dispatch_slack": (["--window-scale", "0.25", "--apprise-dms", "50"], True),
     "dispatch_chatwork": (["--dms", "200"], True),
+    "dispatch_teams": (["--dms", "200"], True),
     "autolink": (["--members", "1000"], True),
     "reach": (["--members", "1000"], True),
     "release": (["--members", "1000"], True),

@@ -219,6 +219,7 @@ def queue(
 ) -> None:
     with app.app_context():
         organization_id = db.session.scalar(select(Organization.id))
+        assert organization_id is not None
         users = db.session.scalars(select(User.id).order_by(User.id)).all()
         queue_deliveries(organization_id, users, count, channel, links, chunk=max(1, count))
 
