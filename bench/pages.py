@@ -2,7 +2,7 @@
 
 Measures server time (request in, response out, through the whole Flask stack) of the members
 page (first page, page 150, a search) and the audit page, each as a ratio to /healthz measured
-in the same run. Prints one JSON line. Target: every p95 ≤ 10 × the /healthz p95.
+in the same run. Prints one JSON line. Target: every p95 ≤ 8 × the /healthz p95.
 
     .venv/bin/python bench/pages.py [--members 10000] [--events 200000] [--rounds 200]
 """
