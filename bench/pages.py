@@ -110,7 +110,7 @@ def main() -> None:
             "p95_ratio_to_healthz": round(percentile(samples, 95) / base, 2),
         }
     figures["target_met"] = all(
-        figures[name]["p95_ratio_to_healthz"] <= 10 for name in paths if name != "healthz"
+        figures[name]["p95_ratio_to_healthz"] <= 8 for name in paths if name != "healthz"
     )
     print(json.dumps(figures, ensure_ascii=False))
 
