@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
+from autolink import counts, diff  # noqa: E402
 from dispatch import MEMBERS, build, percentile, queue, sent_stats  # noqa: E402
 from sqlalchemy import delete, func, select  # noqa: E402
 
@@ -137,14 +138,6 @@ def portal_budgets(rate: float, burst: int, conversation_rate: float) -> Iterato
         yield
     finally:
         teams.TENANT_RATE, teams.TENANT_BURST, teams.CONVERSATION_RATE = saved
-
-
-def counts(box: Any) -> dict[str, int]:
-    return dict(box.control("GET", "/_control/requests")["counts"])
-
-
-def diff(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
 def received(box: Any) -> int:
