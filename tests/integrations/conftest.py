@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
 import pytest
@@ -11,6 +13,17 @@ from portal.extensions import db
 from portal.integrations.models import Integration
 from sandbox.testing import RunningSandbox
 from tests.integrations.slack_flow import install
+
+
+def stamp_outside_window(skew: int) -> int:
+    """A request timestamp *skew* seconds from now, rounded away from now.
+
+    ``int(time.time()) + 301`` is only 300.0x seconds ahead when the clock is just
+    under a whole second, and the request reaches the check a little later still,
+    so on a slow runner it landed inside the 300-second window (a red CI).
+    """
+    now = time.time()
+    return math.ceil(now) + skew if skew > 0 else math.floor(now) + skew
 
 
 def calls(sandbox: RunningSandbox, operation: str) -> int:

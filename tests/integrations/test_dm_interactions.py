@@ -28,6 +28,7 @@ from portal.webhooks.models import WebhookEndpoint, WebhookEvent
 from sandbox.slack.events import sign
 from sandbox.slack.interactivity import block_actions, buttons
 from sandbox.testing import RunningSandbox
+from tests.integrations.conftest import stamp_outside_window
 
 TEAM = "T0DEMO0001"
 EMAIL = "member01@demo.example"
@@ -206,7 +207,7 @@ def test_wh03_stale_press_is_401(
 ) -> None:
     notification, message = acked
     body = press_body(sandbox, message, "acknowledge")
-    assert post_press(client, body, int(time.time()) + skew).status_code == 401
+    assert post_press(client, body, stamp_outside_window(skew)).status_code == 401
     _unchanged(notification)
 
 
