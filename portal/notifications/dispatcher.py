@@ -22,7 +22,8 @@ import os
 import socket
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -32,9 +33,10 @@ from ..accounts.models import User
 from ..database import utcnow, write_section
 from ..extensions import db
 from ..integrations.models import AccountLink, ChatAccount, Integration
-from ..outbox import Outbox, run_pipeline
+from ..outbox import GroupCommit, Outbox, run_pipeline
 from ..preferences.hours import HELD_QUIET_HOURS
 from ..webhooks import reports
+from ..webhooks.events import listening
 from .backoff import MAX_ATTEMPTS, retry_delay
 from .channels import Attempt, Failed, Later, Outcome, Retry, Sent, Transport
 from .models import (
@@ -88,10 +90,11 @@ def claim(limit: int, worker: str = WORKER_ID) -> list[int]:
 
 def run_due(limit: int | None = None, worker: str = WORKER_ID) -> int:
     """Send everything due now, ``DELIVERY_CONCURRENCY`` at a time; return how many ran."""
+    sent: GroupCommit[SentRow] = GroupCommit(lambda rows: _write_sent(rows, worker))
     return run_pipeline(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         lambda wanted: claim(wanted, worker),
-        lambda delivery_id: deliver(delivery_id, worker),
+        lambda delivery_id: deliver(delivery_id, worker, sent),
         concurrency=int(_config("DELIVERY_CONCURRENCY", 8)),
         batch=int(_config("DELIVERY_BATCH", 32)),
         limit=limit,
@@ -114,8 +117,14 @@ _LOAD = (
 )
 
 
-def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
-    """Send one claimed delivery and record the outcome."""
+def deliver(
+    delivery_id: int, worker: str = WORKER_ID, sent: GroupCommit[SentRow] | None = None
+) -> None:
+    """Send one claimed delivery and record the outcome.
+
+    A message that went out is recorded through ``sent``, with those of the other threads of
+    the same pass (one statement and one commit for the group); alone, it is written at once.
+    """
     row = db.session.execute(_LOAD, {"id": delivery_id}).first()
     if row is None:
         return
@@ -130,13 +139,63 @@ def deliver(delivery_id: int, worker: str = WORKER_ID) -> None:
             if transport is None
             else transport.send(attempt)
         )
-        # A send may leave changes behind (the DM channel Slack opened), flushed by the first
-        # query of the record: inside the write section, so this thread never holds SQLite's
-        # write lock while it waits for the section (a lock-order deadlock with a claimer).
+        if isinstance(outcome, Sent) and not (db.session.new or db.session.dirty):
+            done = SentRow(delivery_id, attempt.organization_id, outcome.message_id, utcnow())
+            if sent is None:
+                _write_sent([done], worker)
+            else:
+                sent.submit(done)
+            assert transport is not None
+            with write_section():
+                transport.after_sent(attempt)  # the message went out, lease or not
+            return
+        # A send may leave changes behind (the DM channel Slack opened, a button's token),
+        # flushed by the first query of the record: inside the write section, so this thread
+        # never holds SQLite's write lock while it waits for the section (a lock-order deadlock
+        # with a claimer). Another thread's transaction cannot carry them: written here, alone.
         with write_section():
             _record(attempt, transport, outcome, worker)
     except Exception as exc:  # any failure at all must end as an attempt
         _record_crash(delivery_id, worker, exc)
+
+
+@dataclass(frozen=True)
+class SentRow:
+    """A delivery that went out, as a group's write needs it (no ORM object crosses threads)."""
+
+    delivery_id: int
+    organization_id: int
+    message_id: str | None
+    sent_at: datetime
+
+
+def _write_sent(rows: list[SentRow], worker: str) -> None:
+    """Record that ``rows`` went out, in one statement, with their webhook events."""
+    by_id = {r.delivery_id: r for r in rows}
+
+    def tell(held: list[int]) -> None:
+        organizations = {by_id[i].organization_id for i in held}
+        if not any(
+            listening(o, "notification.delivered") or listening(o, "notification.released")
+            for o in organizations
+        ):
+            return  # nobody listens: no need to read the rows back
+        for delivery, notification in db.session.execute(
+            select(Delivery, Notification)
+            .join(Notification, Notification.id == Delivery.notification_id)
+            .where(Delivery.id.in_(held))
+            .execution_options(populate_existing=True)  # this thread's own row is in its session
+        ):
+            _tell("notification.delivered", delivery, notification, sent_at=delivery.sent_at)
+
+    OUTBOX.finish_many(
+        worker,
+        {r.delivery_id: {"provider_message_id": r.message_id, "sent_at": r.sent_at} for r in rows},
+        also=tell,
+        state=DeliveryState.SENT,
+        last_error_code=None,
+        last_error=None,
+    )
 
 
 def _record(attempt: Attempt, transport: Transport | None, outcome: Outcome, worker: str) -> None:
@@ -198,16 +257,22 @@ def _finish(
 
     def tell() -> None:
         assert report is not None
-        if delivery.attempts == 1 and delivery.reason == HELD_QUIET_HOURS:
-            reports.notification_event("notification.released", delivery, notification)
         extra = {"state": values["state"].value}
         if values.get("last_error_code"):
             extra["reason"] = values["last_error_code"]
         if values.get("sent_at"):
             extra["sent_at"] = values["sent_at"]
-        reports.notification_event(report, delivery, notification, **extra)
+        _tell(report, delivery, notification, **extra)
 
     return OUTBOX.finish(delivery.id, worker, also=tell if report else None, **values)
+
+
+def _tell(report: str, delivery: Delivery, notification: Notification | None, **extra: Any) -> None:
+    """Queue the webhook event ``report`` about an outcome (and, for the first attempt of a
+    notification held for quiet hours, the event saying it was released)."""
+    if delivery.attempts == 1 and delivery.reason == HELD_QUIET_HOURS:
+        reports.notification_event("notification.released", delivery, notification)
+    reports.notification_event(report, delivery, notification, **extra)
 
 
 def _reschedule(
