@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..integrations.registry import providers
@@ -37,6 +37,14 @@ class Attempt:
     account: ChatAccount | None = None
     #: The recipient's link in ``integration``, loaded with the rest (the DM's choices need it).
     link: AccountLink | None = None
+    #: The delivery's ids as loaded: a commit during the send (a pacing reservation) expires
+    #: the objects above, and reading an id from them again would cost a query.
+    organization_id: int = field(init=False)
+    integration_id: int | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "organization_id", self.delivery.organization_id)
+        object.__setattr__(self, "integration_id", self.delivery.integration_id)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from ..database import utcnow, write_section
+from ..database import commit_keeping_loaded, utcnow, write_section
 from ..extensions import db
 from ..integrations.providers.base import PacingBudget
 from . import ceiling
@@ -196,7 +196,7 @@ def _take(budget: PacingBudget, now: datetime, unused: int) -> tuple[float, int]
             return (1.0 - tokens) / budget.rate, 0
         return _take_learned(bucket, budget, budget.window, now, elapsed, unused)
     finally:
-        db.session.commit()
+        commit_keeping_loaded()  # the delivery being sent stays as the dispatcher loaded it
 
 
 def _take_learned(
@@ -252,7 +252,7 @@ def limited(budget: PacingBudget, seconds: float, now: datetime | None = None) -
         if not blocked or bucket.blocked_until < until:  # type: ignore[operator]
             bucket.blocked_until = until
         bucket.tokens = 0.0
-        db.session.commit()
+        commit_keeping_loaded()
 
 
 def block(key: str, seconds: float) -> None:

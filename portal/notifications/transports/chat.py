@@ -102,17 +102,17 @@ class ChatTransport(Transport):
         # Health shows the last successful send; a minute's precision spares a write per message.
         # When this process wrote it is remembered here: reading the row's value back would cost
         # a query per message (the outcome's commit expired it).
-        integration = attempt.integration
-        if integration is None:
+        integration_id = attempt.integration_id
+        if integration_id is None:
             return
         moment = time.monotonic()
-        slot = (str(db.engine.url), integration.id)
+        slot = (str(db.engine.url), integration_id)
         if moment - _success_written.get(slot, -math.inf) < SUCCESS_PRECISION:
             return
         _success_written[slot] = moment
         db.session.execute(
             update(Integration)
-            .where(Integration.id == integration.id)
+            .where(Integration.id == integration_id)
             .values(last_success_at=utcnow())
         )
         db.session.commit()
