@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,6 @@ import requests  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 from werkzeug.security import generate_password_hash  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
-from werkzeug.wrappers import Request, Response  # noqa: E402
 
 import demodata  # noqa: E402
 from bench.seeding import queue_deliveries  # noqa: E402
@@ -82,16 +81,12 @@ class FakeChatAPI:
         self.calls = 0
         self.limited = 0
         self.accepted: deque[float] = deque()
-        self.first: float | None = None
-        self.last = 0.0
         self.lock = threading.Lock()
 
-    def __call__(self, environ: Any, start_response: Any) -> Any:
-        request = Request(environ)
-        if request.path == "/stats":  # read by the benchmark, not counted
-            stats = json.dumps({"calls": self.calls, "limited": self.limited})
-            return Response(stats, mimetype="application/json")(environ, start_response)
-        request.get_data()
+    def answer(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) for one request to ``path``."""
+        if path == "/stats":  # read by the benchmark, not counted
+            return 200, {}, json.dumps({"calls": self.calls, "limited": self.limited}).encode()
         now = time.monotonic()
         with self.lock:
             self.calls += 1
@@ -100,13 +95,45 @@ class FakeChatAPI:
             if self.limit is not None and len(self.accepted) >= self.limit:
                 self.limited += 1
                 wait = 1.0 - (now - self.accepted[0])
-                response = Response("{}", 429, {"Retry-After": f"{wait:.3f}"})
-                return response(environ, start_response)
+                return 429, {"Retry-After": f"{wait:.3f}"}, b"{}"
             self.accepted.append(now)
-            self.first = now if self.first is None else self.first
-            self.last = now
         time.sleep(self.latency)
-        return Response('{"id": "m"}', 200, mimetype="application/json")(environ, start_response)
+        return 200, {}, b'{"id": "m"}'
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        """An HTTP/1.1 handler that keeps connections open, as a provider's API does.
+
+        (Werkzeug's development server closes every connection after one response: each send
+        would pay for a new TCP connection that no real provider makes it pay for.)
+        """
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes: with Nagle's algorithm the body would wait
+            # for the client's delayed ACK of the headers (40 ms a call on Linux).
+            disable_nagle_algorithm = True
+
+            def do_GET(self) -> None:
+                self._answer()
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._answer()
+
+            def _answer(self) -> None:
+                status, headers, body = api.answer(self.path)
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # a line per call otherwise
+
+        return Handler
 
 
 class BenchProvider(ChatProvider):
@@ -167,7 +194,8 @@ class FakeAPIProcess:
 
     @staticmethod
     def _serve(latency: float, limit: float | None, ready: Any) -> None:
-        server = make_server("127.0.0.1", 0, FakeChatAPI(latency, limit), threaded=True)
+        server = ThreadingHTTPServer(("127.0.0.1", 0), FakeChatAPI(latency, limit).handler())
+        server.daemon_threads = True
         ready.put(server.server_port)
         server.serve_forever()
 
@@ -399,7 +427,7 @@ def main() -> None:
     parser.add_argument("--dms", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50.0, help="fake provider limit, requests/s")
     parser.add_argument("--latency", type=float, default=0.05)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, run_sandbox(Path(folder) / "sandbox") as box:
         tmp = Path(folder)
