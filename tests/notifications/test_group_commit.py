@@ -14,14 +14,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 
 from portal.database import utcnow
 from portal.extensions import db
 from portal.integrations.models import ChatAccount
-from portal.integrations.providers.base import DeliveryResult, Message
+from portal.integrations.providers.base import DeliveryResult, Message, PacingBudget
 from portal.integrations.registry import providers
-from portal.notifications import dispatcher, services
+from portal.notifications import dispatcher, pacing, services
 from portal.notifications.models import Delivery, DeliveryState
 from portal.outbox import GroupCommit
 from tests.notifications.helpers import FAKE_KEY, ScriptedProvider
@@ -159,3 +159,29 @@ def test_finish_many_leaves_a_row_whose_lease_another_worker_holds(
     assert other is not None
     assert other.state is DeliveryState.SENDING and other.locked_by == "worker-b"
     assert other.provider_message_id is None
+
+
+def test_taking_a_token_leaves_the_loaded_delivery_as_loaded(tenants: dict[str, Any]) -> None:
+    """A reservation's commit must not expire the rows a send loaded: each would be read again,
+    one query apiece, when the message is built from it."""
+    services.create_notification(tenants["own"], tenants["member"], title="通知", body="本文")
+    db.session.commit()
+    delivery = db.session.scalars(select(Delivery)).first()
+    assert delivery is not None
+    queries: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        queries.append(statement)
+
+    budget = PacingBudget("bench:loaded", rate=100.0, burst=10)
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert pacing.take_batch(budget, utcnow())[1] >= 1
+        taken = len(queries)
+        assert delivery.state is DeliveryState.PENDING and delivery.channel == "email"
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert not inspect(delivery).expired_attributes
+    assert len(queries) == taken  # reading the delivery cost no query
+    pacing.limited(budget, 1.0)  # a 429's commit keeps them too
+    assert not inspect(delivery).expired_attributes
