@@ -27,7 +27,7 @@ from .models import PacingBucket
 _known: set[tuple[str, str]] = set()  # (database url, key) rows this process has seen exist
 
 
-def _ensure(key: str, burst: int) -> None:
+def _ensure(key: str, burst: float) -> None:
     marker = (str(db.engine.url), key)
     if marker in _known:
         return
@@ -141,13 +141,13 @@ def take(budget: PacingBudget, now: datetime | None = None) -> float:
     return wait
 
 
-def _wanted(rate: float, burst: int) -> int:
+def _wanted(rate: float, burst: float) -> int:
     """How many tokens to take at once: what this process is likely to use within
     :data:`RESERVE_SECONDS`, so a fast budget costs one database round trip per several sends."""
-    return max(1, min(burst, int(rate * RESERVE_SECONDS)))
+    return max(1, min(int(burst), int(rate * RESERVE_SECONDS)))
 
 
-def _locked(key: str, burst: int) -> PacingBucket:
+def _locked(key: str, burst: float) -> PacingBucket:
     """The bucket's row, created if missing, locked until the caller commits.
 
     On PostgreSQL the row is locked with ``FOR UPDATE``; on SQLite a no-op UPDATE takes the

@@ -83,7 +83,9 @@ class PacingBudget:
     """How fast the delivery worker may call the provider for one workspace/token.
 
     ``key`` names the shared bucket ("slack:T0123"); ``rate`` is requests per second and
-    ``burst`` the bucket size. Every worker process draws from the same bucket.
+    ``burst`` the bucket size. Every worker process draws from the same bucket. A burst a
+    fraction above a whole token (1.2) keeps a taker that comes late by up to that fraction of
+    a token from losing the time, while any ``L`` seconds still see at most burst + rate x L.
 
     With ``window`` (seconds) the limit is learned instead (``notifications/ceiling.py``):
     ``rate`` is only the safe rate to start from, and the ceiling per ``window`` is found from
@@ -97,7 +99,7 @@ class PacingBudget:
 
     key: str
     rate: float
-    burst: int = 1
+    burst: float = 1
     window: float | None = None
     shared: bool = True
 
