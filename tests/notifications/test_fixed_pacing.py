@@ -17,7 +17,7 @@ SENDS = 1000
 
 def simulate(budget: PacingBudget, seed: int) -> tuple[float, int]:
     """One sender taking tokens as soon as the budget allows, waking up to 3 ms late after each
-    wait (a busy process); each call reaches the provider up to 10 ms after its token. Returns
+    wait (a busy process); each call reaches the provider up to 8 ms after its token. Returns
     (sends per second, the most calls the provider saw in any one second)."""
     rng = random.Random(seed)
     start = now = 1_800_000_000.0
@@ -27,7 +27,7 @@ def simulate(budget: PacingBudget, seed: int) -> tuple[float, int]:
         if not got:
             now += wait + rng.uniform(0, 0.003)
             continue
-        arrivals.extend(now + rng.uniform(0, 0.010) for _ in range(got))
+        arrivals.extend(now + rng.uniform(0, 0.008) for _ in range(got))
     arrivals.sort()
     busiest, first = 0, 0
     for last, at in enumerate(arrivals):
@@ -40,7 +40,7 @@ def simulate(budget: PacingBudget, seed: int) -> tuple[float, int]:
 def test_a_fractional_burst_fills_98_percent_of_a_published_limit_without_overflow(
     app: Flask,
 ) -> None:
-    rate, busiest = simulate(PacingBudget("bench:fraction", 0.98 * LIMIT, 1.2), seed=1)
+    rate, busiest = simulate(PacingBudget("bench:fraction", 0.98 * LIMIT, 1.5), seed=1)
     assert busiest <= LIMIT
     assert rate >= 0.97 * LIMIT, rate
 
@@ -48,5 +48,5 @@ def test_a_fractional_burst_fills_98_percent_of_a_published_limit_without_overfl
 def test_a_burst_of_exactly_one_loses_each_late_takers_time(app: Flask) -> None:
     """Why the fraction: capped at one token, every millisecond a taker comes late is lost."""
     exact, _ = simulate(PacingBudget("bench:exact", 0.98 * LIMIT, 1), seed=1)
-    fraction, _ = simulate(PacingBudget("bench:fraction", 0.98 * LIMIT, 1.2), seed=1)
+    fraction, _ = simulate(PacingBudget("bench:fraction", 0.98 * LIMIT, 1.5), seed=1)
     assert exact < 0.95 * fraction, (exact, fraction)
