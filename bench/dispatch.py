@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -375,16 +376,52 @@ def email_part(tmp: Path, count: int, box: Any) -> dict[str, Any]:
     }
 
 
-def dispatch_until(app: Any, count: int, worker: str) -> None:
-    """One worker process's loop: passes of the dispatcher until ``count`` rows are sent."""
+def dispatch_until(app: Any, count: int, worker: str, deadline: float) -> None:
+    """One worker process's loop: passes of the dispatcher until ``count`` rows are sent or
+    ``deadline`` (monotonic) passes."""
     with app.app_context():
         db.engine.dispose(close=False)  # a forked child opens its own connections
-        while True:
+        while time.monotonic() < deadline:
             dispatcher.run_due(worker=worker)
             sent, _ = sent_stats(app)
             if sent >= count:
                 return
             time.sleep(0.05)
+
+
+def drain(
+    app: Any,
+    count: int,
+    processes: int,
+    name: str,
+    deadline_s: float = 900.0,
+    running: Callable[[], None] | None = None,
+) -> float:
+    """Run the dispatcher in ``processes`` worker processes, forked from this one (so they
+    inherit what the benchmark registered or patched), until ``count`` deliveries are sent or
+    ``deadline_s`` passes; return the seconds it took. They share the claims and the pacing
+    buckets through the database, as a deployment's workers do, and none shares this
+    process's interpreter: a sandbox served from here does not take their GIL. ``running`` is
+    called once they are (a thread it starts is not copied into them)."""
+    with app.app_context():
+        db.engine.dispose()
+    fork = multiprocessing.get_context("fork")
+    started = time.monotonic()
+    workers = [
+        fork.Process(
+            target=dispatch_until, args=(app, count, f"bench-{name}-{n}", started + deadline_s)
+        )
+        for n in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    if running is not None:
+        running()
+    for worker in workers:
+        worker.join()
+    if any(worker.exitcode for worker in workers):
+        raise SystemExit(f"{name}: a worker process failed")
+    return time.monotonic() - started
 
 
 def chat_part(
@@ -409,21 +446,7 @@ def chat_part(
         {"DELIVERY_CONCURRENCY": concurrency},
     )
     queue(app, count, BenchProvider.key, link_everyone(app))
-    with app.app_context():
-        db.engine.dispose()
-    fork = multiprocessing.get_context("fork")
-    workers = [
-        fork.Process(target=dispatch_until, args=(app, count, f"bench-{name}-{n}"))
-        for n in range(processes)
-    ]
-    started = time.monotonic()
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    elapsed = time.monotonic() - started
-    if any(worker.exitcode for worker in workers):
-        raise SystemExit(f"{name}: a worker process failed")
+    elapsed = drain(app, count, processes, name)
     stats = api.stats()
     api.stop()
     return {

@@ -4,10 +4,13 @@ A sandbox workspace of 1,000 users and an organization of 1,000 members linked t
 real way (bot token from the consent page + ``oauth.v2.access``, ``users.list`` sync, e-mail
 auto-link). Then, in the same run and to the same recipients with the same texts:
 
-- **portal**: 1,000 Slack deliveries queued and sent by ``dispatcher.run_due()`` in this process
-  through ``SlackProvider`` (``chat.postMessage`` to the user id, no ``conversations.open``;
-  a 1/s per-channel bucket and the workspace's *learned* budget, ``notifications/ceiling.py``,
-  which starts at 1 message/s and is never told the workspace's limit; 429 → rescheduled);
+- **portal**: 1,000 Slack deliveries queued and sent by ``dispatcher.run_due()`` in worker
+  processes forked from this one (the sandbox stays here, as a real Slack would not share
+  their interpreter): one where the limits bind, ``--processes`` where latency does; through
+  ``SlackProvider`` (``chat.postMessage`` to the user id, no ``conversations.open``; a 1/s
+  per-channel bucket and the workspace's
+  *learned* budget, ``notifications/ceiling.py``, which starts at 1 message/s and is never told
+  the workspace's limit; 429 → rescheduled);
 - **apprise**: Apprise's Slack plugin in bot mode (``slack://xoxb-…/+U…``), its ``api_url``
   pointed at the sandbox's HTTPS listener and ``verify`` at the sandbox CA, one plugin instance
   sending the DMs one after another (Apprise's own pacing, no retries: its defaults; ``+U…`` is
@@ -50,6 +53,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import multiprocessing
 import sys
 import tempfile
 import threading
@@ -67,7 +71,7 @@ import requests  # noqa: E402
 from apprise import Apprise  # noqa: E402
 from apprise.plugins import slack as apprise_slack  # noqa: E402
 from autolink import TEAM, counts, diff, install_token  # noqa: E402
-from dispatch import MEMBERS, build, percentile, queue, sent_stats  # noqa: E402
+from dispatch import MEMBERS, build, drain, percentile, queue, sent_stats  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from portal.accounts.models import Organization  # noqa: E402
@@ -84,7 +88,6 @@ from portal.integrations.models import (  # noqa: E402
 from portal.integrations.providers.slack import SlackProvider  # noqa: E402
 from portal.integrations.providers.slack import client as slack  # noqa: E402
 from portal.integrations.registry import providers  # noqa: E402
-from portal.notifications import dispatcher  # noqa: E402
 from portal.notifications.models import (  # noqa: E402
     Delivery,
     DeliveryState,
@@ -103,24 +106,32 @@ SCALE = [1.0]
 
 
 class PortalCounter:
-    """Counts every Slack Web API call the portal makes, and the 429s among them."""
+    """Counts every Slack Web API call the portal makes, and the 429s among them, in shared
+    memory: the worker processes forked after it is installed count into the same figures."""
 
     def __init__(self) -> None:
-        self.calls = 0
-        self.limited = 0
-        self.lock = threading.Lock()
+        self._calls = multiprocessing.Value("q", 0)
+        self._limited = multiprocessing.Value("q", 0)
         self.original = slack.call_slack
+
+    @property
+    def calls(self) -> int:
+        return int(self._calls.value)
+
+    @property
+    def limited(self) -> int:
+        return int(self._limited.value)
 
     def __call__(self, function: Any) -> Any:
         try:
             return self.original(function)
         except slack.ProviderRateLimited:
-            with self.lock:
-                self.limited += 1
+            with self._limited.get_lock():
+                self._limited.value += 1
             raise
         finally:
-            with self.lock:
-                self.calls += 1
+            with self._calls.get_lock():
+                self._calls.value += 1
 
 
 class AppriseCounter:
@@ -222,11 +233,12 @@ def portal_part(
     count: int,
     timing: tuple[float, float],
     deadline: float,
+    processes: int,
     watch: Callable[[int, float, PortalCounter], None] | None = None,
 ) -> dict[str, Any]:
-    """Send the queued DMs with the dispatcher; ``timing`` is the provider's start rate and
-    workspace window, scaled like the sandbox; ``watch(sent, seconds, counter)`` runs every
-    0.1 s in a thread of its own while they go."""
+    """Send the queued DMs with the dispatcher in ``processes`` worker processes; ``timing``
+    is the provider's start rate and workspace window, scaled like the sandbox; ``watch(sent,
+    seconds, counter)`` runs every 0.1 s in a thread of its own while they go."""
     provider = providers._providers["slack"]
     # Instance attributes, this process only: the class keeps Slack's real figures.
     provider.rate_per_second, provider.workspace_window = timing  # type: ignore[attr-defined]
@@ -246,23 +258,14 @@ def portal_part(
                 watch(int(sent or 0), time.monotonic() - started, counter)
 
     watcher = threading.Thread(target=watching, daemon=True)
-    if watch is not None:
-        watcher.start()
     try:
-        with app.app_context():
-            while True:
-                dispatcher.run_due()
-                sent, _ = sent_stats(app)
-                if sent >= count or time.monotonic() - started > deadline:
-                    break
-                time.sleep(0.05)
+        elapsed = drain(app, count, processes, "slack", deadline, watcher.start if watch else None)
     finally:
         done.set()
         if watcher.is_alive():
             watcher.join()
         slack.call_slack = counter.original  # type: ignore[assignment]
         del provider.rate_per_second, provider.workspace_window  # type: ignore[attr-defined]
-    elapsed = time.monotonic() - started
     sent, latencies = sent_stats(app)
     with app.app_context():
         failed = db.session.scalar(
@@ -339,10 +342,12 @@ def setup(tmp: Path, name: str, box: Any, args: Any) -> tuple[Any, int]:
     return app, len(links)
 
 
-def measured_portal(box: Any, app: Any, args: Any, timing: tuple[float, float], **kw: Any) -> Any:
+def measured_portal(
+    box: Any, app: Any, args: Any, timing: tuple[float, float], processes: int = 1, **kw: Any
+) -> Any:
     box.state.limiter.reset()
     before, calls = received(box), counts(box)
-    portal = portal_part(app, args.dms, timing, args.deadline, **kw)
+    portal = portal_part(app, args.dms, timing, args.deadline, processes, **kw)
     portal["sandbox_received"] = received(box) - before
     portal["lost"] = args.dms - portal["sandbox_received"]
     portal["sandbox_calls"] = diff(calls, counts(box))
@@ -350,12 +355,18 @@ def measured_portal(box: Any, app: Any, args: Any, timing: tuple[float, float], 
 
 
 def pair(
-    tmp: Path, name: str, box: Any, args: Any, timing: tuple[float, float], interval: float
+    tmp: Path,
+    name: str,
+    box: Any,
+    args: Any,
+    timing: tuple[float, float],
+    interval: float,
+    processes: int = 1,
 ) -> dict[str, Any]:
     """Portal then Apprise, same DMs, fresh rate-limit counters for each."""
     app, linked = setup(tmp, name, box, args)
     token, dms = dms_of(app)
-    portal = measured_portal(box, app, args, timing)
+    portal = measured_portal(box, app, args, timing, processes)
     box.state.limiter.reset()
     before, calls = received(box), counts(box)
     sample = dms[: args.apprise_dms or len(dms)]
@@ -426,7 +437,13 @@ def main() -> None:
     parser.add_argument("--apprise-dms", type=int, default=100, help="Apprise's sample (0: all)")
     parser.add_argument("--scale", type=float, default=1000.0, help="limits × (0: skip part 3)")
     parser.add_argument("--latency-ms", type=int, default=50, help="per call, part 3 only")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16, help="sends in flight per process")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="portal worker processes, part 3 (parts 1-2, bound by the limits, use one)",
+    )
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds per side")
     args = parser.parse_args()
     scale = SCALE[0] = args.window_scale
@@ -459,6 +476,7 @@ def main() -> None:
                 "apprise_interval_s": APPRISE_INTERVAL * scale,
                 "apprise_sample": limits["apprise"]["sent"] + limits["apprise"]["failed"],
                 "concurrency": args.concurrency,
+                "processes": 1,
             }
             figures: dict[str, Any] = {"dms": args.dms, "at_slack_limits": limits}
             figures["limit_halved"] = halved(tmp, box, args, timing)
@@ -466,7 +484,9 @@ def main() -> None:
                 box.configure(rate_limit_scale=args.scale, latency_ms=args.latency_ms)
                 rate = SlackProvider.rate_per_second * args.scale / scale
                 interval = APPRISE_INTERVAL * scale / args.scale
-                latency = pair(tmp, "latency", box, args, (rate, timing[1]), interval)
+                latency = pair(
+                    tmp, "latency", box, args, (rate, timing[1]), interval, args.processes
+                )
                 latency["settings"] = {
                     "rate_limit_scale": args.scale,
                     "rate_window_scale": scale,
@@ -474,6 +494,7 @@ def main() -> None:
                     "portal_start_rate_per_s": rate,
                     "apprise_interval_s": interval,
                     "concurrency": args.concurrency,
+                    "processes": args.processes,
                 }
                 figures["latency_bound"] = latency
     print(json.dumps(figures, ensure_ascii=False))

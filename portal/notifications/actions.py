@@ -21,7 +21,8 @@ from flask import current_app
 from flask_babel import force_locale, format_datetime, pgettext
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import aliased
 
 from ..accounts.models import User
 from ..database import utcnow
@@ -90,24 +91,37 @@ def link_of(integration: Integration, recipient: User) -> AccountLink | None:
     )
 
 
+#: Is there a DM to the account, of another notification, sent before this one's (or before now
+#: when this one is not sent yet)? One statement, built once: every DM to an unconfirmed
+#: auto-link asks it.
+_OWN = aliased(Delivery)
+_EARLIER_DM = (
+    select(Delivery.id)
+    .where(
+        Delivery.chat_account_id == bindparam("account"),
+        Delivery.state == DeliveryState.SENT,
+        Delivery.notification_id != bindparam("notification"),
+        Delivery.sent_at
+        < func.coalesce(
+            select(_OWN.sent_at)
+            .where(
+                _OWN.notification_id == bindparam("notification"),
+                _OWN.chat_account_id == bindparam("account"),
+                _OWN.state == DeliveryState.SENT,
+            )
+            .limit(1)
+            .scalar_subquery(),
+            bindparam("now", type_=Delivery.sent_at.type),
+        ),
+    )
+    .limit(1)
+)
+
+
 def _first_dm(notification: Notification, account: ChatAccount) -> bool:
     """No other notification reached this account before this one (its first DM)."""
-    own = db.session.scalar(
-        select(Delivery.sent_at).where(
-            Delivery.notification_id == notification.id,
-            Delivery.chat_account_id == account.id,
-            Delivery.state == DeliveryState.SENT,
-        )
-    )
     earlier = db.session.scalar(
-        select(Delivery.id)
-        .where(
-            Delivery.chat_account_id == account.id,
-            Delivery.state == DeliveryState.SENT,
-            Delivery.notification_id != notification.id,
-            Delivery.sent_at < (own or utcnow()),
-        )
-        .limit(1)
+        _EARLIER_DM, {"account": account.id, "notification": notification.id, "now": utcnow()}
     )
     return earlier is None
 

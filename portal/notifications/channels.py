@@ -12,9 +12,9 @@ of them, so the names and the interface can be used where the senders cannot (``
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..integrations.registry import providers
 from .models import Delivery, Notification
@@ -49,9 +49,10 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Sent:
-    """Accepted: the delivery is ``sent``."""
+    """Accepted: the delivery is ``sent``; ``account_extra`` as in ``DeliveryResult``."""
 
     message_id: str | None
+    account_extra: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -140,7 +140,14 @@ def deliver(
             else transport.send(attempt)
         )
         if isinstance(outcome, Sent) and not (db.session.new or db.session.dirty):
-            done = SentRow(delivery_id, attempt.organization_id, outcome.message_id, utcnow())
+            done = SentRow(
+                delivery_id,
+                attempt.organization_id,
+                outcome.message_id,
+                utcnow(),
+                delivery.chat_account_id,
+                outcome.account_extra,
+            )
             if sent is None:
                 _write_sent([done], worker)
             else:
@@ -167,10 +174,35 @@ class SentRow:
     organization_id: int
     message_id: str | None
     sent_at: datetime
+    account_id: int | None = None
+    account_extra: Mapping[str, Any] | None = None
+
+
+def _remember(learned: dict[int, Mapping[str, Any]]) -> None:
+    """Merge what sends learned about their accounts (``Sent.account_extra``, by account id)
+    into ``ChatAccount.extra``, key by key and under the rows' lock: a directory sync writes
+    the other keys. Whether or not the lease still held: the message went out either way."""
+    if not learned:
+        return
+    table = ChatAccount.__table__
+    current = db.session.execute(
+        select(table.c.id, table.c.extra)
+        .where(table.c.id.in_(learned))
+        .order_by(table.c.id)  # one lock order for every writer
+        .with_for_update()
+    ).all()
+    if current:
+        db.session.execute(
+            table.update()
+            .where(table.c.id == bindparam("account"))
+            .values(extra=bindparam("merged")),
+            [{"account": i, "merged": {**(extra or {}), **learned[i]}} for i, extra in current],
+        )
 
 
 def _write_sent(rows: list[SentRow], worker: str) -> None:
-    """Record that ``rows`` went out, in one statement, with their webhook events."""
+    """Record that ``rows`` went out, in one statement (and one for the accounts' learned
+    keys), with their webhook events, in one transaction."""
     by_id = {r.delivery_id: r for r in rows}
 
     def tell(held: list[int]) -> None:
@@ -188,21 +220,28 @@ def _write_sent(rows: list[SentRow], worker: str) -> None:
         ):
             _tell("notification.delivered", delivery, notification, sent_at=delivery.sent_at)
 
-    OUTBOX.finish_many(
-        worker,
-        {r.delivery_id: {"provider_message_id": r.message_id, "sent_at": r.sent_at} for r in rows},
-        also=tell,
-        state=DeliveryState.SENT,
-        last_error_code=None,
-        last_error=None,
-    )
+    with write_section():  # the accounts' write commits with the outcomes (finish_many's)
+        _remember({r.account_id: r.account_extra for r in rows if r.account_id and r.account_extra})
+        OUTBOX.finish_many(
+            worker,
+            {
+                r.delivery_id: {"provider_message_id": r.message_id, "sent_at": r.sent_at}
+                for r in rows
+            },
+            also=tell,
+            state=DeliveryState.SENT,
+            last_error_code=None,
+            last_error=None,
+        )
 
 
 def _record(attempt: Attempt, transport: Transport | None, outcome: Outcome, worker: str) -> None:
     """Write what the transport answered (each writer checks the lease)."""
     delivery = attempt.delivery
     match outcome:
-        case Sent(message_id=message_id):
+        case Sent(message_id=message_id, account_extra=learned):
+            if learned and delivery.chat_account_id:
+                _remember({delivery.chat_account_id: learned})
             _finish(
                 delivery,
                 worker,

@@ -52,8 +52,11 @@ def test_first_dm_goes_to_the_user_id_without_conversations_open(
     client = SlackProvider().client(slack)
     target = member_account()
     first = client.send_direct_message(target, MESSAGE)
-    assert str(target.extra["dm_channel"]).startswith("D")  # the id Slack answered with
-    client.send_direct_message(target, MESSAGE)
+    assert first.account_extra is not None
+    assert str(first.account_extra["dm_channel"]).startswith("D")  # the id Slack answered with
+    target.extra = {**(target.extra or {}), **first.account_extra}  # as the dispatcher keeps it
+    again = client.send_direct_message(target, MESSAGE)
+    assert again.account_extra is None  # posted to the kept id: nothing new to keep
     assert first.provider_message_id
     assert calls(sandbox, "slack:conversations.open") == 0
     assert calls(sandbox, "slack:chat.postMessage") == 2
@@ -69,8 +72,9 @@ def test_a_stale_dm_id_is_replaced_by_posting_to_the_user(
     client = SlackProvider().client(slack)
     target = member_account()
     target.extra = {**(target.extra or {}), "dm_channel": "D0STALE0000"}
-    assert client.send_direct_message(target, MESSAGE).provider_message_id
-    assert target.extra["dm_channel"] not in ("D0STALE0000", "")
+    result = client.send_direct_message(target, MESSAGE)
+    assert result.provider_message_id and result.account_extra is not None
+    assert result.account_extra["dm_channel"] not in ("D0STALE0000", "")
     assert calls(sandbox, "slack:chat.postMessage") == 2  # the refused one, then the user id
     assert calls(sandbox, "slack:conversations.open") == 0
 

@@ -213,6 +213,7 @@ def test_send_test_message_goes_through_the_pipeline(
         f"/settings/integrations/slack/members/{member.id}/test", headers=HX
     )
     assert response.status_code == 200 and f'id="integrations-member-{member.id}"' in response.text
+    synced = dict(account("member01@demo.example").extra or {})
     run_due()
     messages = sandbox.control(
         "GET", "/_control/messages?provider=slack&user=member01@demo.example"
@@ -221,6 +222,10 @@ def test_send_test_message_goes_through_the_pipeline(
     assert len(messages) == 2
     assert "Slack" in messages[0]["blocks"][0]["text"]["text"]  # "Your Slack account … linked"
     assert messages[1]["blocks"][0]["type"] == "header"
+    # The DM channel Slack answered with is kept with the outcome, beside the synced keys.
+    db.session.expire_all()
+    kept = account("member01@demo.example").extra
+    assert str(kept.pop("dm_channel")).startswith("D") and kept == synced
 
 
 def test_a_sync_lost_with_its_worker_does_not_block_the_next(slack: Integration) -> None:

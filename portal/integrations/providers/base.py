@@ -59,9 +59,15 @@ class Message:
 
 @dataclass(frozen=True)
 class DeliveryResult:
-    """What the provider said after accepting a message."""
+    """What the provider said after accepting a message.
+
+    ``account_extra``: keys of the recipient's ``ChatAccount.extra`` the send learned (Slack's
+    DM channel id). The send writes nothing itself: the dispatcher merges them into the row
+    with the outcome, in the same transaction (several outcomes share one).
+    """
 
     provider_message_id: str | None
+    account_extra: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ class ChatTransport(Transport):
             return Failed(exc.code, str(exc))
         except ProviderError as exc:
             return Retry(exc.code, str(exc)) if exc.retryable else Failed(exc.code, str(exc))
-        return Sent(result.provider_message_id)
+        return Sent(result.provider_message_id, result.account_extra)
 
     def after_sent(self, attempt: Attempt) -> None:
         # Health shows the last successful send; a minute's precision spares a write per message.

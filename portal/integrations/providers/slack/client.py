@@ -7,6 +7,7 @@ expires, with a compare-and-swap so two workers never spend the same refresh tok
 
 from __future__ import annotations
 
+import functools
 import logging
 import ssl
 import urllib.error
@@ -59,9 +60,17 @@ TEMPORARY_ERRORS = frozenset(
 BUTTON_LABELS = {"ja": "詳細を開く", "en": "Open"}
 
 
-def _ssl_context() -> ssl.SSLContext | None:
-    bundle = current_app.config.get("PROVIDER_CA_BUNDLE")
-    return ssl.create_default_context(cafile=bundle) if bundle else None
+@functools.lru_cache(maxsize=8)
+def _ssl_context_for(bundle: str | None) -> ssl.SSLContext:
+    """One TLS context per CA bundle, for the process's lifetime: building one reads and parses
+    the whole CA store (the system's without a bundle, which urllib would otherwise do for
+    every connection), a cost each Slack call paid again. A context is safe to share between
+    threads; a bundle replaced under the same path is read at the next start."""
+    return ssl.create_default_context(cafile=bundle)
+
+
+def _ssl_context() -> ssl.SSLContext:
+    return _ssl_context_for(current_app.config.get("PROVIDER_CA_BUNDLE") or None)
 
 
 def web_client(token: str | None = None, *, wait_on_rate_limit: bool = False) -> WebClient:
@@ -229,7 +238,8 @@ class SlackClient(RefreshingClient):
 
         The first DM goes to the member's user id: Slack opens the app's DM itself, so no
         ``conversations.open`` (50 a minute per workspace) is spent; the ``D…`` id it answers
-        with is kept and used from then on (next-capabilities.md §3).
+        with is returned as ``account_extra``, kept with the outcome and used from then on
+        (next-capabilities.md §3).
         """
         payload = render_message(message)
         cached = (account.extra or {}).get("dm_channel")
@@ -241,9 +251,10 @@ class SlackClient(RefreshingClient):
             # A stale cached DM id: post to the user once more; a second failure is real.
             answer = self._post(account.external_id, payload)
         channel = str(answer.get("channel") or "")
-        if channel and channel != cached:
-            account.extra = {**(account.extra or {}), "dm_channel": channel}
-        return DeliveryResult(provider_message_id=str(answer.get("ts") or "") or None)
+        return DeliveryResult(
+            provider_message_id=str(answer.get("ts") or "") or None,
+            account_extra={"dm_channel": channel} if channel and channel != cached else None,
+        )
 
     def _post(self, channel: str, payload: dict[str, Any]) -> SlackResponse:
         return self._with_token(
