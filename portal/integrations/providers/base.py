@@ -90,7 +90,7 @@ class PacingBudget:
 
     ``key`` names the shared bucket ("slack:T0123"); ``rate`` is requests per second and
     ``burst`` the bucket size. Every worker process draws from the same bucket. A burst a
-    fraction above a whole token (1.5) keeps a taker that comes late by up to that fraction of
+    fraction above a whole token (1.2) keeps a taker that comes late by up to that fraction of
     a token from losing the time, while any ``L`` seconds still see at most burst + rate x L.
 
     With ``window`` (seconds) the limit is learned instead (``notifications/ceiling.py``):
