@@ -27,7 +27,7 @@ OUT = ROOT / "artifacts" / "bench"
 #: name → (short arguments, whether it runs without --full)
 BENCHES: dict[str, tuple[list[str], bool]] = {
     "pages": (["--members", "1000", "--events", "20000", "--rounds", "30"], True),
-    "dispatch": (["--emails", "1000", "--dms", "200"], True),
+    "dispatch": (["--emails", "1000", "--dms", "200", "--latency-dms", "1000"], True),
     "dispatch_slack": (["--window-scale", "0.25", "--apprise-dms", "50"], True),
     "dispatch_chatwork": (["--dms", "200"], True),
     "dispatch_teams": (["--dms", "200"], True),
