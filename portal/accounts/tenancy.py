@@ -15,6 +15,7 @@ from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
+from ..audit import service as audit
 from ..extensions import db
 from .models import Organization, User
 
@@ -71,8 +72,6 @@ def org_args() -> dict[str, str]:
 
 
 def _audit_support_view(organization: Organization) -> None:
-    from ..audit import service as audit
-
     audit.record(
         "support.viewed",
         organization=organization,

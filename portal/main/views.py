@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select, text
 from werkzeug.wrappers import Response
 
+from ..accounts import services
 from ..accounts.models import Organization, User
 from ..accounts.permissions import Permission, require
 from ..auth.views import _safe_next
@@ -51,8 +52,6 @@ def set_language() -> Response:
     locale = request.form.get("locale", "")
     if locale in current_app.config["LANGUAGES"]:
         if current_user.is_authenticated:
-            from ..accounts import services
-
             services.change_locale(current_user._get_current_object(), locale)
         else:
             session["locale"] = locale
