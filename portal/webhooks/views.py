@@ -41,6 +41,7 @@ bp = Blueprint("webhooks", __name__)
 
 LOG_PAGE = 50
 REPLAYABLE = (DeliveryState.DEAD, DeliveryState.FAILED)
+WAITING = (DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.RETRYING)
 
 
 def _actor() -> User:
@@ -123,11 +124,13 @@ def _log(endpoint: WebhookEndpoint) -> dict[str, Any]:
     rows = list(db.session.execute(query).tuples())
     more = len(rows) > LOG_PAGE
     rows = rows[:LOG_PAGE]
+    # A row a worker is sending counts too: its attempt is written only when the answer
+    # comes, and a page rendered in between must keep polling or it would never show it.
     waiting = db.session.scalars(
         select(WebhookDelivery)
         .where(
             WebhookDelivery.endpoint_id == endpoint.id,
-            WebhookDelivery.state.in_([DeliveryState.PENDING, DeliveryState.RETRYING]),
+            WebhookDelivery.state.in_(WAITING),
         )
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(5)

@@ -160,6 +160,27 @@ def test_turning_off_test_event_delete_and_replay_from_the_page(
     assert db.session.scalar(select(func.count()).select_from(WebhookDelivery)) == 0
 
 
+def test_the_log_keeps_polling_while_a_worker_is_sending(
+    client: Any, tenants: dict[str, Any], endpoint: WebhookEndpoint, receiver: Receiver
+) -> None:
+    """A page rendered between a worker's claim and the answer (no attempt written yet) must
+    keep refreshing, or the admin who pressed 「テストイベントを送る」 never sees it arrive."""
+    client.login(tenants["admin"])
+    assert client.post_form(f"/settings/webhooks/{endpoint.id}/test").status_code == 302
+    assert sender.claim(10) != []
+    partial = client.get(f"/settings/webhooks/{endpoint.id}", headers={"HX-Request": "true"})
+    log = partial.get_data(as_text=True)
+    assert 'hx-trigger="every 2s"' in log and "送信中" in log and "webhook.test" not in log
+    row = db.session.scalar(
+        select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+    )
+    assert row is not None
+    sender.deliver(row.id)
+    log = client.get(f"/settings/webhooks/{endpoint.id}", headers={"HX-Request": "true"})
+    text = log.get_data(as_text=True)
+    assert "webhook.test" in text and 'hx-trigger="every 2s"' not in text
+
+
 def test_another_organizations_endpoint_is_404(
     client: Any, tenants: dict[str, Any], endpoint: WebhookEndpoint
 ) -> None:
