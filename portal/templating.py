@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from babel.lists import format_list
-from flask import Flask
+from flask import Flask, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 
 from .accounts.permissions import Permission
 from .accounts.tenancy import org_args
@@ -48,6 +50,11 @@ def provider_name(key: str) -> str:
     return transports.name(key)
 
 
+def provider_names() -> dict[str, str]:
+    """Every channel's display name by key, translated once for a table's rows."""
+    return {key: str(provider_name(key)) for key in transports.keys()}  # noqa: SIM118 (no __iter__)
+
+
 def provider_list(style: str = "standard", *, links_by_email: bool = False) -> str:
     """The registered chat tools' names as one phrase in the current language ("Slack,
     Chatwork, or Microsoft Teams" for ``style="or"``), so help texts never name a fixed set;
@@ -60,6 +67,51 @@ def provider_list(style: str = "standard", *, links_by_email: bool = False) -> s
     return format_list(names, style=style, locale=get_locale() or "ja")  # type: ignore[arg-type]
 
 
+#: An id no row has, built into a URL once and replaced by each row's id (:func:`url_for_each`).
+ROW_ID = 987_654_321_987_654_321
+
+
+def url_for_each(endpoint: str, key: str, **values: Any) -> Callable[[int], str]:
+    """``url_for(endpoint, **{key: row_id}, **values)`` for every row of a table, built once.
+
+    A member page of 50 rows with two actions each spent a fifth of its rendering in
+    ``url_for``; the rows' URLs differ only in one integer, so the URL is built with a
+    placeholder id and each row's id is put in its place. ``int()`` keeps anything but digits
+    out; if the placeholder's digits occur elsewhere in the URL (in a search text), every row
+    falls back to ``url_for``.
+    """
+
+    def build(row_id: int) -> str:
+        arguments: dict[str, Any] = {**values, key: int(row_id)}
+        return url_for(endpoint, **arguments)
+
+    built = build(ROW_ID)
+    marker = str(ROW_ID)
+    if built.count(marker) != 1:
+        return build
+    head, tail = built.split(marker)
+    return lambda row_id: f"{head}{int(row_id)}{tail}"
+
+
+#: Stands for a row's value in a label translated once for a whole table (:func:`text_each`).
+ROW_VALUE = "\x00row\x00"
+
+
+def text_each(translated: Markup) -> Callable[[str], Markup]:
+    """A translated label with one value per row, translated once per table.
+
+    ``translated`` is ``_('Deactivate %(name)s?…', name=ROW_VALUE)``: the catalog lookup is
+    the costly part (a quarter of a member page's rendering when done per row), while the
+    value is the only thing that changes. ``Markup.replace`` escapes each row's value.
+    """
+    return lambda value: translated.replace(ROW_VALUE, value)
+
+
+def _resolved(labels: dict[str, Any]) -> Callable[[], dict[str, str]]:
+    """``labels`` translated once, for a loop that would otherwise translate per row."""
+    return lambda: {key: str(label) for key, label in labels.items()}
+
+
 def init_app(app: Flask) -> None:
     @app.context_processor
     def helpers() -> dict[str, Any]:
@@ -69,8 +121,13 @@ def init_app(app: Flask) -> None:
             "current_locale": lambda: str(get_locale() or "ja"),
             "state_label": lambda key: STATE_LABELS.get(key, key),
             "role_label": lambda key: ROLE_LABELS.get(key, key),
+            "role_labels": _resolved(ROLE_LABELS),
             "provider_name": provider_name,
+            "provider_names": provider_names,
             "provider_list": provider_list,
+            "url_for_each": url_for_each,
+            "text_each": text_each,
+            "ROW_VALUE": ROW_VALUE,
             "invitation_labels": INVITATION_LABELS,
             "method_label": lambda key: LINK_METHOD_LABELS.get(key, key),
         }
