@@ -21,7 +21,6 @@ import json
 import secrets
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
+from calls import CallCounter  # noqa: E402
 from dispatch import build, queue, sent_stats  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
@@ -53,27 +53,6 @@ from portal.notifications import dispatcher  # noqa: E402
 from sandbox.testing import run_sandbox  # noqa: E402
 
 REDIRECT = "http://127.0.0.1:5000/chatwork/oauth/callback"
-
-
-class Counter:
-    """Counts every API answer the portal gets, and the 429s among them."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.limited = 0
-        self.lock = threading.Lock()
-        self.original = chatwork.api_call
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return self.original(*args, **kwargs)
-        except chatwork.ProviderRateLimited:
-            with self.lock:
-                self.limited += 1
-            raise
-        finally:
-            with self.lock:
-                self.calls += 1
 
 
 def authorize(box: Any, client: dict[str, Any], account_id: int) -> str:
@@ -206,10 +185,10 @@ def main() -> None:
         )
         links = connect(app, box, account_id)
         queue(app, args.dms, "chatwork", links)
-        counter = Counter()
-        chatwork.api_call = counter  # type: ignore[assignment]
+        counter = CallCounter()
         time.sleep(window)  # let the sync's request leave the window: measure sends only
-        sent, elapsed = drain(app, args.dms, max(60.0, 5 * args.dms * window / limit))
+        with counter.installed(chatwork, "api_call"):
+            sent, elapsed = drain(app, args.dms, max(60.0, 5 * args.dms * window / limit))
         received = sum(len(room.messages) for room in box.state.chatwork.rooms.values())
         per_second = sent / elapsed
         print(
@@ -226,7 +205,7 @@ def main() -> None:
                         "fraction_of_limit": round(per_second / (limit / window), 3),
                         "calls": counter.calls,
                         "http_429": counter.limited,
-                        "share_429": round(counter.limited / max(1, counter.calls), 4),
+                        "share_429": counter.share_limited,
                     }
                 },
                 ensure_ascii=False,

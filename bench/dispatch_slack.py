@@ -53,7 +53,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import multiprocessing
 import sys
 import tempfile
 import threading
@@ -71,7 +70,8 @@ import requests  # noqa: E402
 from apprise import Apprise  # noqa: E402
 from apprise.plugins import slack as apprise_slack  # noqa: E402
 from autolink import TEAM, counts, diff, install_token  # noqa: E402
-from dispatch import MEMBERS, build, drain, percentile, queue, sent_stats  # noqa: E402
+from calls import CallCounter, portal_figures  # noqa: E402
+from dispatch import MEMBERS, build, drain, queue  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from portal.accounts.models import Organization  # noqa: E402
@@ -103,35 +103,6 @@ SLACK_BUCKETS = [k for k in RATE_LIMITS if k.startswith("slack:")]
 WORKSPACE_BUCKET = "slack:chat.postMessage:workspace"
 #: The run's window scale, for overrides given in real seconds (the sandbox scales them too).
 SCALE = [1.0]
-
-
-class PortalCounter:
-    """Counts every Slack Web API call the portal makes, and the 429s among them, in shared
-    memory: the worker processes forked after it is installed count into the same figures."""
-
-    def __init__(self) -> None:
-        self._calls = multiprocessing.Value("q", 0)
-        self._limited = multiprocessing.Value("q", 0)
-        self.original = slack.call_slack
-
-    @property
-    def calls(self) -> int:
-        return int(self._calls.value)
-
-    @property
-    def limited(self) -> int:
-        return int(self._limited.value)
-
-    def __call__(self, function: Any) -> Any:
-        try:
-            return self.original(function)
-        except slack.ProviderRateLimited:
-            with self._limited.get_lock():
-                self._limited.value += 1
-            raise
-        finally:
-            with self._calls.get_lock():
-                self._calls.value += 1
 
 
 class AppriseCounter:
@@ -234,7 +205,7 @@ def portal_part(
     timing: tuple[float, float],
     deadline: float,
     processes: int,
-    watch: Callable[[int, float, PortalCounter], None] | None = None,
+    watch: Callable[[int, float, CallCounter], None] | None = None,
 ) -> dict[str, Any]:
     """Send the queued DMs with the dispatcher in ``processes`` worker processes; ``timing``
     is the provider's start rate and workspace window, scaled like the sandbox; ``watch(sent,
@@ -242,8 +213,7 @@ def portal_part(
     provider = providers._providers["slack"]
     # Instance attributes, this process only: the class keeps Slack's real figures.
     provider.rate_per_second, provider.workspace_window = timing  # type: ignore[attr-defined]
-    counter = PortalCounter()
-    slack.call_slack = counter  # type: ignore[assignment]
+    counter = CallCounter()
     started = time.monotonic()
     done = threading.Event()
 
@@ -259,30 +229,16 @@ def portal_part(
 
     watcher = threading.Thread(target=watching, daemon=True)
     try:
-        elapsed = drain(app, count, processes, "slack", deadline, watcher.start if watch else None)
+        with counter.installed(slack, "call_slack"):
+            elapsed = drain(
+                app, count, processes, "slack", deadline, watcher.start if watch else None
+            )
     finally:
         done.set()
         if watcher.is_alive():
             watcher.join()
-        slack.call_slack = counter.original  # type: ignore[assignment]
         del provider.rate_per_second, provider.workspace_window  # type: ignore[attr-defined]
-    sent, latencies = sent_stats(app)
-    with app.app_context():
-        failed = db.session.scalar(
-            select(db.func.count()).where(Delivery.state != DeliveryState.SENT)
-        )
-    return {
-        "sent": sent,
-        "not_sent": failed,
-        "seconds": round(elapsed, 2),
-        "per_second": round(sent / elapsed, 2),
-        "api_calls": counter.calls,
-        "answered_429": counter.limited,
-        "share_429": round(counter.limited / max(1, counter.calls), 4),
-        "learned_limit_per_window": learned_limit(app),
-        "enqueue_to_sent_p50_s": round(percentile(latencies, 50), 2) if latencies else None,
-        "enqueue_to_sent_p95_s": round(percentile(latencies, 95), 2) if latencies else None,
-    }
+    return {**portal_figures(app, elapsed, counter), "learned_limit_per_window": learned_limit(app)}
 
 
 def apprise_part(
@@ -395,7 +351,7 @@ def halved(tmp: Path, box: Any, args: Any, timing: tuple[float, float]) -> dict[
     seen: dict[str, Any] = {"changed_at": None, "under_at": None}
     calls: dict[str, int] = {}
 
-    def watch(sent: int, seconds: float, counter: PortalCounter) -> None:
+    def watch(sent: int, seconds: float, counter: CallCounter) -> None:
         if seen["changed_at"] is None and sent >= args.dms // 2:
             new = [[limit // 2, window / SCALE[0]]]  # the sandbox scales the window given
             box.configure(rate_limit_overrides={WORKSPACE_BUCKET: new})

@@ -45,7 +45,6 @@ import json
 import logging
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,8 +57,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
 from autolink import counts, diff  # noqa: E402
-from dispatch import MEMBERS, build, percentile, queue, sent_stats  # noqa: E402
-from sqlalchemy import delete, func, select  # noqa: E402
+from calls import CallCounter, portal_figures  # noqa: E402
+from dispatch import MEMBERS, build, queue, sent_stats  # noqa: E402
+from sqlalchemy import delete, select  # noqa: E402
 
 from portal.accounts.models import Organization, User  # noqa: E402
 from portal.config import sandbox_urls  # noqa: E402
@@ -72,13 +72,12 @@ from portal.integrations.models import (  # noqa: E402
     IntegrationState,
 )
 from portal.integrations.providers import teams  # noqa: E402
-from portal.integrations.providers.base import ProviderRateLimited  # noqa: E402
 from portal.integrations.providers.teams import client as teams_client  # noqa: E402
 from portal.integrations.providers.teams import installs  # noqa: E402
 from portal.integrations.providers.teams.tokens import BOT_SCOPE, TIMEOUT  # noqa: E402
 from portal.integrations.registry import providers  # noqa: E402
 from portal.notifications import actions, dispatcher  # noqa: E402
-from portal.notifications.models import Delivery, DeliveryState, Notification  # noqa: E402
+from portal.notifications.models import Delivery, Notification  # noqa: E402
 from portal.tasks import huey  # noqa: E402
 from sandbox.testing import run_sandbox  # noqa: E402
 
@@ -87,45 +86,6 @@ TENANT_BUCKET = "microsoft:botconnector:tenant"
 CONVERSATION_BUCKET = "microsoft:botconnector:conversation"
 #: The setup's installer, with the sandbox's limits off: as fast as the two processes go.
 SETUP_INSTALL_RATE, SETUP_WORKERS = 10_000.0, 32
-
-
-class PortalCounter:
-    """Counts every Bot Connector call the portal makes, and the 429s among them."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.limited = 0
-        self.lock = threading.Lock()
-        self.original = teams_client.TeamsClient.connector
-
-    def __call__(
-        self, client: teams_client.TeamsClient, service_url: str, path: str, body: dict[str, Any]
-    ) -> dict[str, Any]:
-        try:
-            return self.original(client, service_url, path, body)
-        except ProviderRateLimited:
-            with self.lock:
-                self.limited += 1
-            raise
-        finally:
-            with self.lock:
-                self.calls += 1
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[PortalCounter]:
-        """``TeamsClient.connector`` counted while the block runs."""
-        counter = self
-
-        def connector(
-            self: teams_client.TeamsClient, service_url: str, path: str, body: dict[str, Any]
-        ) -> dict[str, Any]:
-            return counter(self, service_url, path, body)
-
-        teams_client.TeamsClient.connector = connector  # type: ignore[method-assign]
-        try:
-            yield self
-        finally:
-            teams_client.TeamsClient.connector = self.original  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager
@@ -219,7 +179,8 @@ def activities_of(app: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 def portal_part(app: Any, count: int, deadline: float) -> dict[str, Any]:
-    with PortalCounter().installed() as counter:
+    counter = CallCounter()
+    with counter.installed(teams_client.TeamsClient, "connector"):
         started, cpu = time.monotonic(), time.process_time()
         with app.app_context():
             while True:
@@ -229,23 +190,7 @@ def portal_part(app: Any, count: int, deadline: float) -> dict[str, Any]:
                     break
                 time.sleep(0.05)
         elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
-    sent, latencies = sent_stats(app)
-    with app.app_context():
-        not_sent = db.session.scalar(
-            select(func.count()).where(Delivery.state != DeliveryState.SENT)
-        )
-    return {
-        "sent": sent,
-        "not_sent": not_sent,
-        "seconds": round(elapsed, 2),
-        "per_second": round(sent / elapsed, 2),
-        "api_calls": counter.calls,
-        "answered_429": counter.limited,
-        "share_429": round(counter.limited / max(1, counter.calls), 4),
-        "process_cpu_s": round(cpu, 2),
-        "enqueue_to_sent_p50_s": round(percentile(latencies, 50), 2) if latencies else None,
-        "enqueue_to_sent_p95_s": round(percentile(latencies, 95), 2) if latencies else None,
-    }
+    return {**portal_figures(app, elapsed, counter), "process_cpu_s": round(cpu, 2)}
 
 
 def bot_token(app: Any, box: Any) -> str:
