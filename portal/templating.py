@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
+from babel import dates
 from babel.lists import format_list
 from flask import Flask, url_for
-from flask_babel import get_locale
+from flask_babel import get_locale, get_timezone
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 
@@ -107,6 +109,14 @@ def text_each(translated: Markup) -> Callable[[str], Markup]:
     return lambda value: translated.replace(ROW_VALUE, value)
 
 
+def datetime_formatter(format: str = "medium") -> Callable[[datetime], str]:
+    """``value|datetimeformat(format)`` for every row of a table, with the locale and time zone
+    looked up once: Flask-Babel looks both up on every call, which was a third of an audit
+    page's rendering (50 rows)."""
+    locale, zone = get_locale(), get_timezone()
+    return lambda value: dates.format_datetime(value, format, tzinfo=zone, locale=locale)
+
+
 def _resolved(labels: dict[str, Any]) -> Callable[[], dict[str, str]]:
     """``labels`` translated once, for a loop that would otherwise translate per row."""
     return lambda: {key: str(label) for key, label in labels.items()}
@@ -127,6 +137,7 @@ def init_app(app: Flask) -> None:
             "provider_list": provider_list,
             "url_for_each": url_for_each,
             "text_each": text_each,
+            "datetime_formatter": datetime_formatter,
             "ROW_VALUE": ROW_VALUE,
             "invitation_labels": INVITATION_LABELS,
             "method_label": lambda key: LINK_METHOD_LABELS.get(key, key),

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import pytest
+from flask_babel import force_locale, format_datetime, gettext
 from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 
@@ -123,3 +124,27 @@ def test_csv_export_has_every_column_and_defuses_formulas(
     assert rows[0][:5] == ["id", "occurred_at", "organization", "actor", "action"]
     labels = [row[8] for row in rows[1:]]
     assert "'=HYPERLINK(1)" in labels
+
+
+@pytest.mark.parametrize("locale", ["ja", "en"])
+def test_rows_and_filter_read_as_built_one_at_a_time(
+    app: Any, client: Any, tenants: dict[str, Any], locale: str
+) -> None:
+    """The page translates each action's label and finds the locale and time zone once; every
+    row must still show what ``|datetimeformat('short')`` and the action's own label give."""
+    audit.record("organization.created", organization=tenants["own"])
+    audit.record("user.logged_in", organization=tenants["own"], actor=tenants["admin"])
+    db.session.commit()
+    client.login(tenants["admin"])
+    client.post_form("/language", {"locale": locale, "next": "/audit"})
+    page = client.get("/audit").text
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.organization_id == tenants["own"].id)
+    ).all()
+    with app.test_request_context(), force_locale(locale):
+        for event in events:
+            assert f"<td>{format_datetime(event.occurred_at, 'short')}</td>" in page
+            assert f"<td>{ACTIONS[event.action].summary}<br><code>{event.action}</code>" in page
+        for key in ("organization.created", "user.logged_in", "user.logged_out"):
+            assert f'<option value="{key}">{ACTIONS[key].summary} ({key})</option>' in page
+        assert f"<td>{gettext('System')}</td>" in page  # organization.created had no actor
